@@ -1,0 +1,41 @@
+"""The FastAPI application: REST under /api/v1, OpenAPI at /docs, the web UI mounted beside it."""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from fastapi import FastAPI, Request, Response
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+
+from postroom import __version__
+from postroom.api import problems
+from postroom.wiring import Container
+
+# Each area's router module (api/routes/<area>.py exposing `router`). Add yours here.
+ROUTERS = [
+    "postroom.api.routes.health",
+]
+
+
+class BodyLimit(BaseHTTPMiddleware):
+    """413 for bodies over the limit, decided on Content-Length before anything is read."""
+
+    def __init__(self, app: object, limit: int) -> None:
+        super().__init__(app)  # type: ignore[arg-type]
+        self._limit = limit
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > self._limit):
+            return problems.problem(413, "too-large", "Request body too large", f"the limit is {self._limit} bytes")
+        return await call_next(request)
+
+
+def create_app(container: Container) -> FastAPI:
+    app = FastAPI(title="Postroom", version=__version__, docs_url="/docs", openapi_url="/openapi.json")
+    app.state.container = container
+    problems.install(app)
+    app.add_middleware(BodyLimit, limit=container.settings.max_body_bytes)
+    for name in ROUTERS:
+        app.include_router(import_module(name).router)
+    return app

@@ -1,0 +1,117 @@
+"""What every CLI command shares: the container, output as a table or JSON, and failing well."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, is_dataclass
+from datetime import datetime
+from enum import Enum
+from functools import cache
+from typing import Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from postroom import errors
+from postroom.wiring import Container, build
+
+console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Exit codes that mean something to scripts.
+EXIT_FAILED = 1  # the operation ran and failed (e.g. a connection check)
+EXIT_USAGE = 2  # bad arguments or input
+EXIT_NOT_FOUND = 3
+EXIT_CONFLICT = 4
+EXIT_DENIED = 5
+EXIT_SERVER = 6  # a mail server or the database misbehaved
+
+
+@cache
+def get_container() -> Container:
+    """The container for this process, built from the environment and migrated."""
+    container = build()
+    container.migrate()
+    return container
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def plain(value: Any) -> Any:
+    """JSON-ready form of dataclasses, enums, datetimes, tuples."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return plain(asdict(value))
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [plain(v) for v in value]
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(plain(data), indent=2, sort_keys=True) + "\n")
+
+
+def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str | None = None) -> None:
+    table = Table(title=title, header_style="bold")
+    for col in columns:
+        table.add_column(col.replace("_", " "))
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else str(plain(row.get(c))) for c in columns))
+    console.print(table)
+
+
+def emit(data: Any, as_json: bool, columns: Sequence[str] | None = None, title: str | None = None) -> None:
+    """JSON when asked, else a table (a list) or key/value lines (one record)."""
+    if as_json:
+        emit_json(data)
+        return
+    value = plain(data)
+    if isinstance(value, list):
+        print_table(value, columns or (list(value[0]) if value else []), title)
+    elif isinstance(value, dict):
+        width = max((len(k) for k in value), default=0)
+        for key, item in value.items():
+            if isinstance(item, dict | list):
+                item = json.dumps(item)
+            console.print(f"[bold]{key.ljust(width)}[/]  {'' if item is None else item}", highlight=False)
+    else:
+        console.print(str(value))
+
+
+_CODES: list[tuple[type[errors.PostroomError], int]] = [
+    (errors.InvalidInput, EXIT_USAGE),
+    (errors.NotFound, EXIT_NOT_FOUND),
+    (errors.Conflict, EXIT_CONFLICT),
+    (errors.Forbidden, EXIT_DENIED),
+    (errors.Unauthenticated, EXIT_DENIED),
+    (errors.ProtocolError, EXIT_SERVER),
+]
+
+
+@contextmanager
+def translated_errors() -> Iterator[None]:
+    """Postroom errors → one readable line and a meaningful exit code; never a stack trace."""
+    try:
+        yield
+    except errors.InvalidInput as exc:
+        if exc.fields:
+            for field, message in exc.fields.items():
+                err_console.print(f"[bold red]error:[/] {field}: {message}", highlight=False)
+            raise typer.Exit(EXIT_USAGE) from exc
+        fail(exc.message, EXIT_USAGE)
+    except errors.PostroomError as exc:
+        code = next((c for cls, c in _CODES if isinstance(exc, cls)), EXIT_FAILED)
+        fail(exc.message, code)

@@ -1,0 +1,1 @@
+"""Plain dataclasses, enums and rules. Standard library only."""
