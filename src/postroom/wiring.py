@@ -53,7 +53,7 @@ def build(settings: Settings | None = None) -> Container:
     people_repo = PeopleRepository(secrets)
     audit_repo = AuditRepository()
     audit = AuditService(engine, audit_repo, account_repo)
-    container = Container(
+    return Container(
         settings=settings,
         engine=engine,
         secrets=secrets,
@@ -63,4 +63,3 @@ def build(settings: Settings | None = None) -> Container:
         audit=audit,
         log=SystemLogService(engine, audit_repo, settings.log_retention_days),
     )
-    return container

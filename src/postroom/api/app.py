@@ -27,12 +27,16 @@ class BodyLimit(BaseHTTPMiddleware):
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > self._limit):
-            return problems.problem(413, "too-large", "Request body too large", f"the limit is {self._limit} bytes")
+            return problems.problem(
+                413, "too-large", "Request body too large", f"the limit is {self._limit} bytes"
+            )
         return await call_next(request)
 
 
 def create_app(container: Container) -> FastAPI:
-    app = FastAPI(title="Postroom", version=__version__, docs_url="/docs", openapi_url="/openapi.json")
+    app = FastAPI(
+        title="Postroom", version=__version__, docs_url="/docs", openapi_url="/openapi.json"
+    )
     app.state.container = container
     problems.install(app)
     app.add_middleware(BodyLimit, limit=container.settings.max_body_bytes)

@@ -27,9 +27,17 @@ STATUS: list[tuple[type[errors.PostroomError], int, str]] = [
 
 
 def problem(status: int, kind: str, title: str, detail: str, **extra: Any) -> JSONResponse:
-    body = {"type": f"https://postroom.dev/problems/{kind}", "title": title, "status": status, "detail": detail, **extra}
+    body = {
+        "type": f"https://postroom.dev/problems/{kind}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
+    return JSONResponse(
+        body, status_code=status, media_type="application/problem+json", headers=headers
+    )
 
 
 def _field_path(loc: tuple[Any, ...]) -> str:
@@ -40,11 +48,9 @@ def _field_path(loc: tuple[Any, ...]) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.PostroomError)
     async def _postroom_error(_: Request, exc: errors.PostroomError) -> JSONResponse:
-        for cls, status, kind in STATUS:
-            if isinstance(exc, cls):
-                break
-        else:
-            status, kind = 500, "internal"
+        status, kind = next(
+            ((s, k) for cls, s, k in STATUS if isinstance(exc, cls)), (500, "internal")
+        )
         fields = getattr(exc, "fields", {})
         extra: dict[str, Any] = {}
         if fields:
@@ -54,7 +60,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        items = [{"field": _field_path(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid")} for e in exc.errors()]
+        items = [
+            {"field": _field_path(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid")}
+            for e in exc.errors()
+        ]
         detail = "; ".join(f"{i['field']}: {i['message']}" for i in items)
         return problem(422, "invalid-input", "The input is not valid.", detail, errors=items)
 
@@ -68,4 +77,6 @@ def install(app: FastAPI) -> None:
         import logging
 
         logging.getLogger("postroom.api").exception("unhandled error", exc_info=exc)
-        return problem(500, "internal", "Internal error", "an unexpected error occurred; it has been logged")
+        return problem(
+            500, "internal", "Internal error", "an unexpected error occurred; it has been logged"
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from postroom import __version__
-from postroom.cli import db
+from postroom.cli import db, serve
 
 app = typer.Typer(
     name="postroom",
@@ -14,6 +14,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(db.app, name="db")
+app.command("serve")(serve.serve)
 
 
 @app.command()

@@ -323,9 +323,11 @@ def _validate_outgoing(out: OutgoingDraft) -> dict[str, str]:
         errors["outgoing.max_connections"] = "must be between 1 and 50"
     if (out.rate_limit_count is None) != (out.rate_limit_period_s is None):
         errors["outgoing.rate_limit_count"] = "count and period must be given together"
-    elif out.rate_limit_count is not None and out.rate_limit_period_s is not None:
-        if out.rate_limit_count < 1 or out.rate_limit_period_s < 1:
-            errors["outgoing.rate_limit_count"] = "count and period must be positive"
+    elif (
+        out.rate_limit_count is not None
+        and min(out.rate_limit_count, out.rate_limit_period_s or 0) < 1
+    ):
+        errors["outgoing.rate_limit_count"] = "count and period must be positive"
     return errors
 
 

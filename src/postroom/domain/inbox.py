@@ -55,6 +55,25 @@ def normalise_message_id(value: str | None) -> str | None:
     return f"{left}@{right.lower()}" if at and left else token
 
 
+_HEADER_LIMIT = 256 * 1024
+_MSGID_HEADER_RE = re.compile(rb"(?im)^message-id[ \t]*:[ \t]*(.*(?:\r?\n[ \t].*)*)")
+
+
+def header_block(raw: bytes) -> bytes:
+    """The header section of a raw message (RFC 5322 §2.1: up to the first empty line; bare LF
+    accepted), at most 256 KiB of it."""
+    head = raw[:_HEADER_LIMIT]
+    ends = [i for i in (head.find(b"\r\n\r\n"), head.find(b"\n\n")) if i >= 0]
+    return head[: min(ends)] if ends else head
+
+
+def raw_message_id(raw: bytes) -> str | None:
+    """The Message-ID read straight from the raw header section, without a MIME parser, so the
+    dedupe key is the same whether or not the message parses (and after a re-parse)."""
+    found = _MSGID_HEADER_RE.search(header_block(raw))
+    return normalise_message_id(found.group(1).decode("latin-1")) if found else None
+
+
 def dedupe_key(message_id: str | None, raw_sha256: str) -> str:
     """The per-account identity of a message: `mid:<normalised id>` or `sha256:<hex>`."""
     normalised = normalise_message_id(message_id)

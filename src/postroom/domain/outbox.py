@@ -218,7 +218,7 @@ class RetryPolicy:
     lifetime_s: int = 5 * 24 * 3600
 
     def delay_s(self, attempts: int) -> int:
-        """The wait after the `attempts`-th failed try (1 → initial, 2 → 2×initial …, ≤ max)."""
+        """The wait after the `attempts`-th failed try (1 → initial, 2 → twice initial …, ≤ max)."""
         exponent = min(max(attempts - 1, 0), 32)
         return int(min(self.initial_s * (2**exponent), self.max_s))
 

@@ -7,7 +7,8 @@ without its trail, nor a half-written account.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import builtins
+from collections.abc import Callable, Mapping
 from dataclasses import fields, replace
 from datetime import datetime
 from typing import Any, Literal
@@ -36,6 +37,11 @@ from postroom.storage.people import PeopleRepository
 from postroom.storage.types import utcnow
 
 ACTIONS = ("activate", "deactivate", "delete", "restore")
+
+# A verifier probes a draft's servers before it is saved (validate on save) and raises
+# InvalidInput naming the failing step; the int is the account id for an update (so a blank
+# password can be taken from storage), None for a create.
+Verifier = Callable[[AccountDraft, int | None], None]
 
 
 def _coerce(cls: type, current: Any, changes: Mapping[str, Any], prefix: str) -> Any:
@@ -116,7 +122,7 @@ class AccountService:
             raise InvalidInput(fields={"limit": "must be between 1 and 500 (offset ≥ 0)"})
         visible = None if actor.is_admin else actor.team_ids
         with self._engine.begin() as conn:
-            items, total = self._repo.list(conn, query, visible)
+            items, total = self._repo.page(conn, query, visible)
         return Page(
             [replace(a, warnings=account_warnings(a)) for a in items],
             total,
@@ -131,7 +137,9 @@ class AccountService:
 
     # -- writes --------------------------------------------------------------------------------
 
-    def create(self, actor: Actor, draft: AccountDraft) -> Account:
+    def create(self, actor: Actor, draft: AccountDraft, verify: Verifier | None = None) -> Account:
+        """Store a new account (active). With `verify`, the draft's servers are probed first
+        and nothing is stored when a probe fails (the verifier raises)."""
         self._validate(draft)
         if not actor.can_manage(draft.team_id):
             raise Forbidden(
@@ -139,6 +147,8 @@ class AccountService:
                 if draft.team_id
                 else "only admins can create system-wide accounts"
             )
+        if verify is not None:
+            verify(draft, None)
         with self._engine.begin() as conn:
             account_id = self._repo.insert(conn, draft, actor.email, utcnow())
             self._audit.record(
@@ -146,21 +156,28 @@ class AccountService:
             )
             return self._with_warnings(self._repo.get(conn, account_id))
 
-    def update(self, actor: Actor, account_id: int, changes: Mapping[str, Any]) -> Account:
+    def update(
+        self,
+        actor: Actor,
+        account_id: int,
+        changes: Mapping[str, Any],
+        verify: Verifier | None = None,
+    ) -> Account:
         """Apply a partial change. An empty or missing password keeps the stored one; `outgoing`
-        or `incoming` set to None removes that part."""
+        or `incoming` set to None removes that part. With `verify`, the merged values are probed
+        before anything is written (outside the transaction, so no lock is held on the network)."""
         with self._engine.begin() as conn:
             current = self._manageable(conn, actor, account_id)
-            if current.status is AccountStatus.DELETED:
-                raise Conflict("a deleted account cannot be changed; restore it first")
-            before = draft_of(current)
-            draft = _coerce(AccountDraft, before, changes, "")
-            self._validate(draft)
-            if draft.team_id != current.team_id and not actor.can_manage(draft.team_id):
-                raise Forbidden("you cannot move an account to that team")
-            if current.is_default_outgoing or current.is_default_incoming:
-                if draft.team_id != current.team_id:
-                    raise Conflict("a default account cannot change team; unset the default first")
+        draft = self._merged(actor, current, changes)
+        if verify is not None:
+            verify(draft, account_id)
+        with self._engine.begin() as conn:
+            latest = self._manageable(conn, actor, account_id)
+            if latest.updated_at != current.updated_at:
+                raise Conflict(
+                    "the account was changed by someone else meanwhile; reload and try again"
+                )
+            before = draft_of(latest)
             self._repo.update(conn, account_id, draft, actor.email, utcnow())
             changed = diff(before, draft)
             if changed:
@@ -168,6 +185,18 @@ class AccountService:
                     conn, actor, "update", "account", account_id, changed, account_id
                 )
             return self._with_warnings(self._repo.get(conn, account_id))
+
+    def _merged(self, actor: Actor, current: Account, changes: Mapping[str, Any]) -> AccountDraft:
+        if current.status is AccountStatus.DELETED:
+            raise Conflict("a deleted account cannot be changed; restore it first")
+        draft: AccountDraft = _coerce(AccountDraft, draft_of(current), changes, "")
+        self._validate(draft)
+        if draft.team_id != current.team_id:
+            if not actor.can_manage(draft.team_id):
+                raise Forbidden("you cannot move an account to that team")
+            if current.is_default_outgoing or current.is_default_incoming:
+                raise Conflict("a default account cannot change team; unset the default first")
+        return draft
 
     def transition(self, actor: Actor, account_id: int, action: str) -> Account:
         if action not in ACTIONS:
@@ -227,7 +256,7 @@ class AccountService:
         with self._engine.begin() as conn:
             return self._repo.default_for(conn, direction, team_id)
 
-    def for_work_location(self, location_id: int) -> list[Account]:
+    def for_work_location(self, location_id: int) -> builtins.list[Account]:
         with self._engine.begin() as conn:
             return self._repo.for_work_location(conn, location_id)
 

@@ -3,6 +3,7 @@ that change things, inside their own transaction, through `record()`."""
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import asdict, is_dataclass
 from datetime import datetime
 from enum import Enum
@@ -131,14 +132,14 @@ class AuditService:
             )
         return comment
 
-    def comments(self, actor: Actor, account_id: int) -> list[Comment]:
+    def comments(self, actor: Actor, account_id: int) -> builtins.list[Comment]:
         with self._engine.begin() as conn:
             self._check_read(conn, actor, account_id)
             return self._repo.list_comments(conn, account_id)
 
     def timeline(
         self, actor: Actor, account_id: int, limit: int = 100, before: datetime | None = None
-    ) -> list[TimelineEvent]:
+    ) -> builtins.list[TimelineEvent]:
         with self._engine.begin() as conn:
             self._check_read(conn, actor, account_id)
             return self._repo.timeline(conn, account_id, min(max(limit, 1), 1000), before)

@@ -7,6 +7,7 @@ that must log in to a server.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from dataclasses import asdict, fields
 from datetime import datetime
@@ -184,7 +185,7 @@ class AccountRepository:
             return None
         return _account(row, self._locations(conn, [row.id]).get(row.id, ()))
 
-    def list(
+    def page(
         self, conn: sa.Connection, query: AccountQuery, visible_teams: frozenset[int] | None
     ) -> tuple[list[Account], int]:
         """One page and the total. `visible_teams` None means all teams (admin)."""
@@ -222,7 +223,7 @@ class AccountRepository:
         locations = self._locations(conn, [r.id for r in rows])
         return [_account(r, locations.get(r.id, ())) for r in rows], total
 
-    def ids_with_status(self, conn: sa.Connection, status: AccountStatus) -> list[int]:
+    def ids_with_status(self, conn: sa.Connection, status: AccountStatus) -> builtins.list[int]:
         return list(
             conn.execute(
                 sa.select(accounts.c.id).where(accounts.c.status == status.value)
@@ -243,7 +244,7 @@ class AccountRepository:
             None if row is None else _account(row, self._locations(conn, [row.id]).get(row.id, ()))
         )
 
-    def for_work_location(self, conn: sa.Connection, location_id: int) -> list[Account]:
+    def for_work_location(self, conn: sa.Connection, location_id: int) -> builtins.list[Account]:
         ids = conn.execute(
             sa.select(account_work_locations.c.account_id).where(
                 account_work_locations.c.work_location_id == location_id
@@ -333,7 +334,7 @@ class AccountRepository:
         scope = team_id or 0
         previous = conn.execute(sa.select(accounts.c.id).where(column == scope)).scalar()
         if previous == account_id:
-            return previous
+            return account_id
         conn.execute(accounts.update().where(column == scope).values({column.name: None}))
         try:
             conn.execute(
@@ -341,7 +342,7 @@ class AccountRepository:
             )
         except IntegrityError as exc:
             raise Conflict("another default was set at the same time; try again") from exc
-        return previous
+        return None if previous is None else int(previous)
 
     def health(self, conn: sa.Connection, account_id: int) -> dict[str, Any]:
         cols = [

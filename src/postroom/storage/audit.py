@@ -184,7 +184,7 @@ class AuditRepository:
         total = conn.execute(
             sa.select(sa.func.count()).select_from(system_log).where(*where)
         ).scalar_one()
-        cols = [c for c in system_log.c]
+        cols = list(system_log.c)
         rows = conn.execute(
             sa.select(*cols)
             .where(*where)
@@ -234,7 +234,7 @@ class AuditRepository:
     ) -> list[TimelineEvent]:
         """Audit, comments and log rows of one account, newest first, merged in Python.
 
-        Each source is read with its own LIMIT, so the merge touches at most 3 × limit rows.
+        Each source is read with its own LIMIT, so the merge touches at most 3 * limit rows.
         """
 
         def bounded(col: Any) -> list[Any]:

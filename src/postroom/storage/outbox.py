@@ -9,6 +9,7 @@ answered, never per batch afterwards, so a crash re-sends at most the messages i
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,6 +33,7 @@ from postroom.domain.outbox import (
     RecipientUpdate,
     RecipientView,
 )
+from postroom.domain.people import Actor, Role
 from postroom.domain.routing import RouteCandidate, Sender
 from postroom.errors import Conflict, NotFound
 from postroom.storage.tables.core import (
@@ -51,6 +53,16 @@ from postroom.storage.tables.outbox import (
 M, R, A = outbox_messages, outbox_recipients, outbox_attempts
 _OPEN = (RecipientStatus.PENDING.value, RecipientStatus.DEFERRED.value)
 _SUMMARY = [c for c in M.c if c.name not in ("raw", "lease_owner", "lease_until")]
+_CLAIMED = (
+    M.c.id,
+    M.c.message_id,
+    M.c.account_id,
+    M.c.envelope_from,
+    M.c.raw,
+    M.c.attempts,
+    M.c.expires_at,
+    M.c.sender_user_id,
+)
 
 
 def _message(row: sa.Row[Any]) -> OutboxMessage:
@@ -103,8 +115,12 @@ class OutboxRepository:
         conn.execute(
             sa.insert(R),
             [
-                {"message_id": message_id, "address": address, "kind": kind.value,
-                 "status": RecipientStatus.PENDING.value}
+                {
+                    "message_id": message_id,
+                    "address": address,
+                    "kind": kind.value,
+                    "status": RecipientStatus.PENDING.value,
+                }
                 for kind, address in recipients
             ],
         )
@@ -126,8 +142,12 @@ class OutboxRepository:
         conn.execute(
             sa.insert(R),
             [
-                {"message_id": mid, "address": address, "kind": kind.value,
-                 "status": RecipientStatus.PENDING.value}
+                {
+                    "message_id": mid,
+                    "address": address,
+                    "kind": kind.value,
+                    "status": RecipientStatus.PENDING.value,
+                }
                 for mid, (_, recipients) in zip(ids, items, strict=True)
                 for kind, address in recipients
             ],
@@ -148,23 +168,36 @@ class OutboxRepository:
         if not details:
             return message
         recipients = tuple(
-            RecipientView(r.id, r.address, RecipientKind(r.kind), RecipientStatus(r.status),
-                          r.code, r.enhanced, r.text, r.updated_at)
+            RecipientView(
+                r.id,
+                r.address,
+                RecipientKind(r.kind),
+                RecipientStatus(r.status),
+                r.code,
+                r.enhanced,
+                r.text,
+                r.updated_at,
+            )
             for r in conn.execute(sa.select(R).where(R.c.message_id == message_id).order_by(R.c.id))
         )
         attempts = tuple(
-            AttemptView(a.id, a.account_id, a.worker, a.started_at, a.outcome, a.code, a.detail,
-                        a.failover_from)
+            AttemptView(
+                a.id,
+                a.account_id,
+                a.worker,
+                a.started_at,
+                a.outcome,
+                a.code,
+                a.detail,
+                a.failover_from,
+            )
             for a in conn.execute(
                 sa.select(*[c for c in A.c if c.name != "transcript"])
                 .where(A.c.message_id == message_id)
                 .order_by(A.c.id)
             )
         )
-        return OutboxMessage(**{
-            **{f: getattr(message, f) for f in message.__slots__},  # type: ignore[attr-defined]
-            "recipients": recipients, "attempt_log": attempts,
-        })
+        return replace(message, recipients=recipients, attempt_log=attempts)
 
     def raw(self, conn: sa.Connection, message_id: int) -> bytes:
         raw = conn.execute(sa.select(M.c.raw).where(M.c.id == message_id)).scalar()
@@ -187,20 +220,29 @@ class OutboxRepository:
             where.append(M.c.created_at < query.until)
         if query.search:
             like = f"%{query.search.lower().replace('%', '').replace('_', '')}%"
-            where.append(sa.or_(
-                sa.func.lower(M.c.subject).like(like),
-                M.c.id.in_(sa.select(R.c.message_id).where(sa.func.lower(R.c.address).like(like))),
-            ))
-        if visible_teams is not None:
-            where.append(M.c.account_id.in_(
-                sa.select(accounts.c.id).where(
-                    sa.or_(accounts.c.team_id.is_(None), accounts.c.team_id.in_(visible_teams))
+            where.append(
+                sa.or_(
+                    sa.func.lower(M.c.subject).like(like),
+                    M.c.id.in_(
+                        sa.select(R.c.message_id).where(sa.func.lower(R.c.address).like(like))
+                    ),
                 )
-            ))
+            )
+        if visible_teams is not None:
+            where.append(
+                M.c.account_id.in_(
+                    sa.select(accounts.c.id).where(
+                        sa.or_(accounts.c.team_id.is_(None), accounts.c.team_id.in_(visible_teams))
+                    )
+                )
+            )
         total = conn.execute(sa.select(sa.func.count()).select_from(M).where(*where)).scalar_one()
         rows = conn.execute(
-            sa.select(*_SUMMARY).where(*where).order_by(M.c.id.desc())
-            .offset(query.offset).limit(query.limit)
+            sa.select(*_SUMMARY)
+            .where(*where)
+            .order_by(M.c.id.desc())
+            .offset(query.offset)
+            .limit(query.limit)
         ).all()
         return [_message(r) for r in rows], total
 
@@ -209,7 +251,7 @@ class OutboxRepository:
         stmt = sa.select(M.c.status, sa.func.count()).group_by(M.c.status)
         if account_id is not None:
             stmt = stmt.where(M.c.account_id == account_id)
-        return {status: count for status, count in conn.execute(stmt).tuples()}
+        return dict(conn.execute(stmt).tuples())
 
     # -- the queue -----------------------------------------------------------------------------
 
@@ -250,40 +292,40 @@ class OutboxRepository:
                 attempts=M.c.attempts + 1,
                 updated_at=now,
             )
-            .returning(M.c.id, M.c.message_id, M.c.account_id, M.c.envelope_from, M.c.raw,
-                       M.c.attempts, M.c.expires_at, M.c.sender_user_id)
+            .returning(*_CLAIMED)
         ).all()
-        pending = self._open_recipients(conn, [r.id for r in rows])
-        claimed = [
-            ClaimedMessage(r.id, r.message_id, r.account_id, r.envelope_from, bytes(r.raw),
-                           r.attempts, r.expires_at, r.sender_user_id, pending.get(r.id, ()))
-            for r in rows
-        ]
-        return sorted(claimed, key=lambda c: c.id)
+        return sorted(self._with_recipients(conn, self._claimed(rows)), key=lambda c: c.id)
 
-    def lease_one(
-        self, conn: sa.Connection, message_id: int, owner: str, lease_s: float, now: datetime
-    ) -> ClaimedMessage | None:
-        """Lease one specific due message (immediate mode); None if someone else holds it."""
+    def leased(self, conn: sa.Connection, message_id: int, owner: str) -> ClaimedMessage:
+        """A message already leased to `owner` (immediate mode stores it leased)."""
         row = conn.execute(
-            sa.update(M)
-            .where(M.c.id == message_id, M.c.status.in_([s.value for s in CLAIMABLE]))
-            .values(status=MessageStatus.SENDING.value, lease_owner=owner,
-                    lease_until=now + timedelta(seconds=lease_s), attempts=M.c.attempts + 1,
-                    updated_at=now)
-            .returning(M.c.id, M.c.message_id, M.c.account_id, M.c.envelope_from, M.c.raw,
-                       M.c.attempts, M.c.expires_at, M.c.sender_user_id)
+            sa.select(*_CLAIMED).where(M.c.id == message_id, M.c.lease_owner == owner)
         ).first()
         if row is None:
-            return None
-        pending = self._open_recipients(conn, [row.id]).get(row.id, ())
-        return ClaimedMessage(row.id, row.message_id, row.account_id, row.envelope_from,
-                              bytes(row.raw), row.attempts, row.expires_at, row.sender_user_id,
-                              pending)
+            raise Conflict(f"message {message_id} is not leased to {owner}")
+        return self._with_recipients(conn, self._claimed([row]))[0]
 
-    def _open_recipients(
-        self, conn: sa.Connection, ids: Sequence[int]
-    ) -> dict[int, tuple[PendingRecipient, ...]]:
+    def _claimed(self, rows: Sequence[sa.Row[Any]]) -> list[ClaimedMessage]:
+        return [
+            ClaimedMessage(
+                r.id,
+                r.message_id,
+                r.account_id,
+                r.envelope_from,
+                bytes(r.raw),
+                r.attempts,
+                r.expires_at,
+                r.sender_user_id,
+                (),
+            )
+            for r in rows
+        ]
+
+    def _with_recipients(
+        self, conn: sa.Connection, claimed: list[ClaimedMessage]
+    ) -> list[ClaimedMessage]:
+        """Attach the recipients still to be served (pending or deferred) to each message."""
+        ids = [c.id for c in claimed]
         out: dict[int, list[PendingRecipient]] = {}
         for chunk_start in range(0, len(ids), 500):
             chunk = ids[chunk_start : chunk_start + 500]
@@ -293,7 +335,7 @@ class OutboxRepository:
                 .order_by(R.c.id)
             ):
                 out.setdefault(r.message_id, []).append(PendingRecipient(r.id, r.address))
-        return {k: tuple(v) for k, v in out.items()}
+        return [replace(c, recipients=tuple(out.get(c.id, ()))) for c in claimed]
 
     def finish(
         self,
@@ -317,8 +359,12 @@ class OutboxRepository:
         if status is not MessageStatus.SENT:
             guard.append(M.c.lease_owner == owner)
         values: dict[str, Any] = {
-            "status": status.value, "lease_owner": None, "lease_until": None,
-            "next_attempt_at": next_attempt_at, "updated_at": now, "last_error": last_error,
+            "status": status.value,
+            "lease_owner": None,
+            "lease_until": None,
+            "next_attempt_at": next_attempt_at,
+            "updated_at": now,
+            "last_error": last_error,
         }
         if status is MessageStatus.SENT:
             values["sent_at"] = now
@@ -326,96 +372,160 @@ class OutboxRepository:
             return False
         for update in recipients:
             conn.execute(
-                sa.update(R).where(R.c.id == update.id).values(
-                    status=update.status.value, code=update.code, enhanced=update.enhanced,
-                    text=update.text[:2000], updated_at=now,
+                sa.update(R)
+                .where(R.c.id == update.id)
+                .values(
+                    status=update.status.value,
+                    code=update.code,
+                    enhanced=update.enhanced,
+                    text=update.text[:2000],
+                    updated_at=now,
                 )
             )
         self.add_attempt(conn, message_id, attempt)
         return True
 
     def add_attempt(self, conn: sa.Connection, message_id: int, attempt: AttemptRecord) -> None:
-        conn.execute(sa.insert(A).values(
-            message_id=message_id, account_id=attempt.account_id, worker=attempt.worker,
-            started_at=attempt.started_at, outcome=attempt.outcome, code=attempt.code,
-            detail=attempt.detail[:2000], failover_from=attempt.failover_from,
-            transcript=attempt.transcript,
-        ))
+        conn.execute(
+            sa.insert(A).values(
+                message_id=message_id,
+                account_id=attempt.account_id,
+                worker=attempt.worker,
+                started_at=attempt.started_at,
+                outcome=attempt.outcome,
+                code=attempt.code,
+                detail=attempt.detail[:2000],
+                failover_from=attempt.failover_from,
+                transcript=attempt.transcript,
+            )
+        )
 
     def release(
-        self, conn: sa.Connection, ids: Sequence[int], owner: str, now: datetime,
-        next_attempt_at: datetime | None = None, *, undo_attempt: bool = True,
+        self,
+        conn: sa.Connection,
+        ids: Sequence[int],
+        owner: str,
+        now: datetime,
+        next_attempt_at: datetime | None = None,
+        *,
+        undo_attempt: bool = True,
     ) -> int:
         """Give leased messages back untouched (shutdown, rate limit): nothing was sent."""
         if not ids:
             return 0
         values: dict[str, Any] = {
-            "status": sa.case((M.c.attempts > 1, MessageStatus.DEFERRED.value),
-                              else_=MessageStatus.QUEUED.value),
-            "lease_owner": None, "lease_until": None, "updated_at": now,
+            "status": sa.case(
+                (M.c.attempts > 1, MessageStatus.DEFERRED.value), else_=MessageStatus.QUEUED.value
+            ),
+            "lease_owner": None,
+            "lease_until": None,
+            "updated_at": now,
             "next_attempt_at": next_attempt_at or now,
         }
         if undo_attempt:
             values["attempts"] = M.c.attempts - 1
-        return int(conn.execute(
-            sa.update(M).where(M.c.id.in_(ids), M.c.lease_owner == owner,
-                               M.c.status == MessageStatus.SENDING.value).values(**values)
-        ).rowcount)
+        return int(
+            conn.execute(
+                sa.update(M)
+                .where(
+                    M.c.id.in_(ids),
+                    M.c.lease_owner == owner,
+                    M.c.status == MessageStatus.SENDING.value,
+                )
+                .values(**values)
+            ).rowcount
+        )
+
+    def release_all(self, conn: sa.Connection, owner: str, now: datetime) -> int:
+        """Release every lease `owner` still holds (graceful stop)."""
+        ids = list(
+            conn.execute(
+                sa.select(M.c.id).where(
+                    M.c.lease_owner == owner, M.c.status == MessageStatus.SENDING.value
+                )
+            ).scalars()
+        )
+        return self.release(conn, ids, owner, now)
 
     def extend_leases(self, conn: sa.Connection, owner: str, until: datetime) -> int:
-        return int(conn.execute(
-            sa.update(M).where(M.c.lease_owner == owner, M.c.status == MessageStatus.SENDING.value)
-            .values(lease_until=until)
-        ).rowcount)
+        return int(
+            conn.execute(
+                sa.update(M)
+                .where(M.c.lease_owner == owner, M.c.status == MessageStatus.SENDING.value)
+                .values(lease_until=until)
+            ).rowcount
+        )
 
     def postpone_account(self, conn: sa.Connection, account_id: int, until: datetime) -> int:
         """Move every waiting message of an account to `until` at the earliest (auth failing)."""
-        return int(conn.execute(
-            sa.update(M).where(
-                M.c.account_id == account_id,
-                M.c.status.in_([s.value for s in CLAIMABLE]),
-                M.c.next_attempt_at < until,
-            ).values(next_attempt_at=until)
-        ).rowcount)
+        return int(
+            conn.execute(
+                sa.update(M)
+                .where(
+                    M.c.account_id == account_id,
+                    M.c.status.in_([s.value for s in CLAIMABLE]),
+                    M.c.next_attempt_at < until,
+                )
+                .values(next_attempt_at=until)
+            ).rowcount
+        )
 
     def sent_since(self, conn: sa.Connection, account_id: int, since: datetime) -> list[datetime]:
         """Send times of the account's messages since `since`, oldest first (rate limit)."""
-        return list(conn.execute(
-            sa.select(A.c.started_at).where(
-                A.c.account_id == account_id, A.c.started_at >= since, A.c.outcome != "rate_limited"
-            ).order_by(A.c.started_at)
-        ).scalars())
+        return list(
+            conn.execute(
+                sa.select(A.c.started_at)
+                .where(
+                    A.c.account_id == account_id,
+                    A.c.started_at >= since,
+                    A.c.outcome != "rate_limited",
+                )
+                .order_by(A.c.started_at)
+            ).scalars()
+        )
 
     # -- journal actions -----------------------------------------------------------------------
 
     def cancel(self, conn: sa.Connection, message_id: int, now: datetime) -> None:
         done = conn.execute(
-            sa.update(M).where(M.c.id == message_id,
-                               M.c.status.in_([s.value for s in CANCELLABLE]))
+            sa.update(M)
+            .where(M.c.id == message_id, M.c.status.in_([s.value for s in CANCELLABLE]))
             .values(status=MessageStatus.CANCELLED.value, next_attempt_at=None, updated_at=now)
         ).rowcount
         if not done:
             current = self.get(conn, message_id, details=False).status
-            raise Conflict(f"message {message_id} is {current.value}; only queued or deferred "
-                           "messages can be cancelled")
+            raise Conflict(
+                f"message {message_id} is {current.value}; only queued or deferred "
+                "messages can be cancelled"
+            )
 
-    def resend(self, conn: sa.Connection, message_id: int, now: datetime, expires_at: datetime) -> None:
+    def resend(
+        self, conn: sa.Connection, message_id: int, now: datetime, expires_at: datetime
+    ) -> None:
         """Queue a failed / cancelled / deferred message again, now, with a fresh lifetime.
 
         Only recipients that did not get it are retried; the bytes and Message-ID stay the same.
         """
         done = conn.execute(
-            sa.update(M).where(M.c.id == message_id,
-                               M.c.status.in_([s.value for s in RESENDABLE]))
-            .values(status=MessageStatus.QUEUED.value, next_attempt_at=now,
-                    expires_at=expires_at, updated_at=now, last_error="")
+            sa.update(M)
+            .where(M.c.id == message_id, M.c.status.in_([s.value for s in RESENDABLE]))
+            .values(
+                status=MessageStatus.QUEUED.value,
+                next_attempt_at=now,
+                expires_at=expires_at,
+                updated_at=now,
+                last_error="",
+            )
         ).rowcount
         if not done:
             current = self.get(conn, message_id, details=False).status
-            raise Conflict(f"message {message_id} is {current.value}; only failed, cancelled "
-                           "or deferred messages can be resent")
+            raise Conflict(
+                f"message {message_id} is {current.value}; only failed, cancelled "
+                "or deferred messages can be resent"
+            )
         conn.execute(
-            sa.update(R).where(R.c.message_id == message_id, R.c.status != RecipientStatus.SENT.value)
+            sa.update(R)
+            .where(R.c.message_id == message_id, R.c.status != RecipientStatus.SENT.value)
             .values(status=RecipientStatus.PENDING.value, updated_at=now)
         )
 
@@ -423,7 +533,8 @@ class OutboxRepository:
 
     def set_paused(self, conn: sa.Connection, account_id: int, paused: bool) -> None:
         done = conn.execute(
-            sa.update(account_outgoing).where(account_outgoing.c.account_id == account_id)
+            sa.update(account_outgoing)
+            .where(account_outgoing.c.account_id == account_id)
             .values(paused=paused)
         ).rowcount
         if not done:
@@ -431,14 +542,18 @@ class OutboxRepository:
 
     def auth_failing_since(self, conn: sa.Connection, account_id: int) -> datetime | None:
         value: datetime | None = conn.execute(
-            sa.select(account_outgoing.c.auth_failing_since)
-            .where(account_outgoing.c.account_id == account_id)
+            sa.select(account_outgoing.c.auth_failing_since).where(
+                account_outgoing.c.account_id == account_id
+            )
         ).scalar()
         return value
 
-    def set_auth_failing(self, conn: sa.Connection, account_id: int, since: datetime | None) -> None:
+    def set_auth_failing(
+        self, conn: sa.Connection, account_id: int, since: datetime | None
+    ) -> None:
         conn.execute(
-            sa.update(account_outgoing).where(account_outgoing.c.account_id == account_id)
+            sa.update(account_outgoing)
+            .where(account_outgoing.c.account_id == account_id)
             .values(auth_failing_since=since)
         )
 
@@ -448,46 +563,82 @@ class OutboxRepository:
         for account_id, location_id in conn.execute(sa.select(account_work_locations)).tuples():
             locations.setdefault(account_id, []).append(location_id)
         rows = conn.execute(
-            sa.select(accounts.c.id, accounts.c.name, accounts.c.status, accounts.c.team_id,
-                      accounts.c.default_outgoing_scope, account_outgoing.c.account_id.label("o"))
-            .select_from(accounts.outerjoin(
-                account_outgoing, account_outgoing.c.account_id == accounts.c.id))
+            sa.select(
+                accounts.c.id,
+                accounts.c.name,
+                accounts.c.status,
+                accounts.c.team_id,
+                accounts.c.default_outgoing_scope,
+                account_outgoing.c.account_id.label("o"),
+            )
+            .select_from(
+                accounts.outerjoin(account_outgoing, account_outgoing.c.account_id == accounts.c.id)
+            )
             .where(accounts.c.status != AccountStatus.DELETED.value)
         )
         return [
-            RouteCandidate(r.id, r.name, AccountStatus(r.status), r.team_id,
-                           r.default_outgoing_scope is not None, r.o is not None,
-                           tuple(sorted(locations.get(r.id, ()))))
+            RouteCandidate(
+                r.id,
+                r.name,
+                AccountStatus(r.status),
+                r.team_id,
+                r.default_outgoing_scope is not None,
+                r.o is not None,
+                tuple(sorted(locations.get(r.id, ()))),
+            )
             for r in rows
         ]
 
-    def sender(self, conn: sa.Connection, user_id: int) -> Sender:
+    def sender(self, conn: sa.Connection, user_id: int) -> tuple[Sender, Actor]:
+        """The routing view of a user and the access they have."""
         row = conn.execute(
-            sa.select(users.c.email, users.c.work_location_id).where(users.c.id == user_id)
+            sa.select(users.c.email, users.c.role, users.c.work_location_id).where(
+                users.c.id == user_id
+            )
         ).first()
         if row is None:
             raise NotFound(f"user {user_id} does not exist")
-        teams = conn.execute(
-            sa.select(team_members.c.team_id).where(team_members.c.user_id == user_id)
-        ).scalars()
-        return Sender(user_id, row.email, tuple(sorted(teams)), row.work_location_id)
+        teams = tuple(
+            sorted(
+                conn.execute(
+                    sa.select(team_members.c.team_id).where(team_members.c.user_id == user_id)
+                ).scalars()
+            )
+        )
+        return (
+            Sender(user_id, row.email, teams, row.work_location_id),
+            Actor(user_id, row.email, Role(row.role), frozenset(teams)),
+        )
 
     # -- workers -------------------------------------------------------------------------------
 
     def heartbeat(
-        self, conn: sa.Connection, name: str, hostname: str, pid: int, now: datetime,
+        self,
+        conn: sa.Connection,
+        name: str,
+        hostname: str,
+        pid: int,
+        now: datetime,
         delivered: int = 0,
     ) -> None:
         done = conn.execute(
-            sa.update(workers).where(workers.c.name == name)
-            .values(heartbeat_at=now, hostname=hostname, pid=pid, stopped_at=None,
-                    delivered=delivered)
+            sa.update(workers)
+            .where(workers.c.name == name)
+            .values(
+                heartbeat_at=now, hostname=hostname, pid=pid, stopped_at=None, delivered=delivered
+            )
         ).rowcount
         if not done:
-            conn.execute(sa.insert(workers).values(
-                name=name, hostname=hostname, pid=pid, started_at=now, heartbeat_at=now,
-                delivered=delivered,
-            ))
+            conn.execute(
+                sa.insert(workers).values(
+                    name=name,
+                    hostname=hostname,
+                    pid=pid,
+                    started_at=now,
+                    heartbeat_at=now,
+                    delivered=delivered,
+                )
+            )
 
     def worker_stopped(self, conn: sa.Connection, name: str, now: datetime) -> None:
         conn.execute(sa.update(workers).where(workers.c.name == name).values(stopped_at=now))

@@ -26,6 +26,7 @@ import shutil
 import smtplib
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ from postroom.testing.peer import (
     TlsFiles,
     find_binary,
     free_ports,
+    spawn,
     terminate,
     wait_closed,
     wait_listening,
@@ -133,14 +135,7 @@ class DovecotServer:
         if self._process is not None:
             return self
         binary = find_binary("dovecot") or "dovecot"
-        log = self.log.open("ab")
-        self._process = subprocess.Popen(
-            [binary, "-F", "-c", str(self.config)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
+        self._process = spawn([binary, "-F", "-c", str(self.config)], self.log)
         try:
             wait_listening(self._all_ports(), self._process, self.log)
         except PeerError:
@@ -153,12 +148,16 @@ class DovecotServer:
         temporary directory. Safe to call twice."""
         process, self._process = self._process, None
         if process is not None:
-            if process.poll() is None:
-                doveadm = find_binary("doveadm") or "doveadm"
-                subprocess.run(
-                    [doveadm, "-c", str(self.config), "stop"], capture_output=True, check=False
-                )
+            # doveadm waits until the master's pid is gone, and an unreaped child stays a
+            # zombie: so reap the master while doveadm runs, not after.
+            doveadm = find_binary("doveadm") or "doveadm"
+            stopper = subprocess.Popen(
+                [doveadm, "-c", str(self.config), "stop"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             terminate(process)
+            terminate(stopper)
             wait_closed(self._all_ports(), timeout_s=5)
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -244,11 +243,28 @@ class DovecotServer:
     # mail helpers ------------------------------------------------------------------------
 
     def deliver(self, user: str, raw: bytes, *, sender: str = "sender@example.test") -> None:
-        """Deliver `raw` to the user's INBOX over LMTP, as an MTA would (RFC 2033)."""
+        """Deliver `raw` to the user's INBOX over LMTP, as an MTA would (RFC 2033); a refusal
+        raises smtplib.SMTPRecipientsRefused."""
         with smtplib.LMTP(self.host, self.ports.lmtp, timeout=30) as lmtp:
-            refused = lmtp.sendmail(sender, [self.address(user)], raw)
-        if refused:
-            raise PeerError(f"LMTP refused {user}: {refused}")
+            lmtp.sendmail(sender, [self.address(user)], raw)
+
+    def find_message(
+        self, user: str, message_id: str, *, folder: str = "INBOX", timeout_s: float = 0.0
+    ) -> bytes | None:
+        """The raw message with this Message-ID in `folder`, polling up to `timeout_s` for it to
+        arrive (e.g. through Postfix); None when it is not there."""
+        deadline = time.monotonic() + timeout_s
+        with self._imap(user) as imap:
+            while True:
+                imap.select(_quote(folder), readonly=True)
+                typ, data = imap.uid("SEARCH", "HEADER", "Message-ID", _quote(message_id))
+                uids = data[0].split() if typ == "OK" and isinstance(data[0], bytes) else []
+                if uids:
+                    typ, parts = imap.uid("FETCH", uids[0].decode(), "(BODY.PEEK[])")
+                    return bytes(next(part[1] for part in parts if isinstance(part, tuple)))
+                if time.monotonic() >= deadline:
+                    return None
+                time.sleep(0.05)
 
     def append(self, user: str, folder: str, raw: bytes, flags: Iterable[str] = ()) -> int:
         """IMAP APPEND `raw` to `folder` (created if missing) with `flags`; return its UID."""

@@ -144,6 +144,12 @@ def run(argv: list[str], timeout_s: float = 60.0) -> str:
     return output
 
 
+def spawn(argv: list[str], output: Path) -> subprocess.Popen[bytes]:
+    """Start a peer as our child with stdout and stderr appended to `output`."""
+    with output.open("ab") as sink:
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=sink, stderr=sink)
+
+
 def terminate(process: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
     """Make sure a process we started has ended: wait, then SIGTERM, then SIGKILL."""
     for signal_it in (None, process.terminate, process.kill):

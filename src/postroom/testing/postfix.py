@@ -23,12 +23,14 @@ from __future__ import annotations
 import email
 import email.policy
 import os
+import pwd
 import re
 import shutil
 import subprocess
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -47,6 +49,7 @@ from postroom.testing.peer import (
     find_binary,
     free_ports,
     run,
+    spawn,
     terminate,
     wait_closed,
     wait_listening,
@@ -140,14 +143,9 @@ class PostfixServer:
         """Check the instance, start its master in the foreground, wait for the listeners."""
         if self._process is not None:
             return self
-        postfix = self._postfix()
-        # `check` creates the private queue directories with the ownership Postfix wants.
-        run([*postfix, "check"])
-        log = self.log.open("ab")
-        self._process = subprocess.Popen(
-            [*postfix, "start-fg"], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
-        )
-        log.close()
+        # start-fg runs Postfix's own checks, creates the queue's subdirectories with the
+        # ownership it wants, and keeps the master as our child so it can always be reaped.
+        self._process = spawn([*self._postfix(), "start-fg"], self.log)
         try:
             wait_listening(self._all_ports(), self._process, self.log)
         except PeerError:
@@ -288,3 +286,146 @@ anvil unix - - n - 1 anvil
 scache unix - - n - 1 scache
 postlog unix-dgram n - n - 1 postlogd
 """
+
+
+class SmtpSink:
+    """Postfix's `smtp-sink` on a run-time loopback port: accepts every message.
+
+    `count` is the number of messages received since start (or the last `clear()`), read from
+    smtp-sink's running counter. With `dump=True` each message is also written to its own file
+    so `message_ids()` can spot duplicates; that costs disk time, so benchmarks pass
+    `dump=False`. `extra_args` go to smtp-sink as they are (e.g. `["-r", "RCPT"]` to answer
+    RCPT with 4xx; see `man smtp-sink`).
+    """
+
+    def __init__(self, *, dump: bool = True, extra_args: Sequence[str] = ()) -> None:
+        reason = smtp_sink_available()
+        if reason is not None:
+            raise PeerError(reason)
+        self.host = HOST
+        self.dir = Path(tempfile.mkdtemp(prefix="postroom-sink-"))
+        self.dir.chmod(0o755)
+        self.dump_dir: Path | None = self.dir / "messages" if dump else None
+        self.port = free_ports(1)[0]
+        self._extra_args = list(extra_args)
+        self._output = self.dir / "counter.txt"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._baseline = 0
+
+    def __repr__(self) -> str:
+        return f"<SmtpSink {self.host}:{self.port} dump={self.dump_dir is not None}>"
+
+    @property
+    def endpoint(self) -> PeerEndpoint:
+        """Plain SMTP, no TLS, no AUTH."""
+        return PeerEndpoint(self.host, self.port, Security.NONE)
+
+    def start(self) -> Self:
+        """Start smtp-sink and return once it accepts connections."""
+        if self._process is not None:
+            return self
+        argv = [find_binary("smtp-sink", _DAEMON_DIR) or "smtp-sink", "-c", "-m", "1000"]
+        if os.geteuid() == 0:
+            argv += ["-u", "nobody"]  # required under root; drops privileges after bind
+        if self.dump_dir is not None:
+            self.dump_dir.mkdir()
+            _chown_nobody(self.dump_dir)
+            # The strftime prefix narrows name clashes of the random suffix to one second.
+            argv += ["-d", f"{self.dump_dir}/%Y%m%d%H%M%S."]
+        argv += [*self._extra_args, f"{self.host}:{self.port}", "1024"]
+        self._process = spawn(argv, self._output)
+        try:
+            wait_listening([self.port], self._process, self._output)
+        except PeerError:
+            self.stop()
+            raise
+        # The readiness probe was a session too; the counter only counts messages.
+        return self
+
+    def stop(self) -> None:
+        """Stop smtp-sink (SIGTERM) and remove its directory. Safe to call twice."""
+        process, self._process = self._process, None
+        if process is not None:
+            process.terminate()
+            terminate(process)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def count(self) -> int:
+        """Messages received (final "." seen) since start or the last clear()."""
+        return self._total() - self._baseline
+
+    def wait_for(self, count: int, timeout_s: float = 30.0) -> int:
+        """Wait until at least `count` messages arrived; return the count (may be fewer when
+        `timeout_s` ran out, so the caller's assertion shows the shortfall)."""
+        deadline = time.monotonic() + timeout_s
+        while self.count < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.count
+
+    def clear(self) -> None:
+        """Start counting from zero and forget dumped messages (call while no client sends)."""
+        self._baseline = self._total()
+        if self.dump_dir is not None:
+            for path in self.dump_dir.iterdir():
+                path.unlink()
+
+    def messages(self) -> list[EmailMessage]:
+        """The dumped messages, oldest first (needs dump=True). smtp-sink prepends X-Client-*,
+        X-Mail-Args, X-Rcpt-Args and a Received header to what the client sent."""
+        if self.dump_dir is None:
+            raise PeerError("SmtpSink(dump=False) keeps no messages")
+        paths = sorted(self.dump_dir.iterdir(), key=lambda path: path.stat().st_mtime_ns)
+        parse = email.message_from_bytes
+        return [parse(path.read_bytes(), policy=email.policy.default) for path in paths]
+
+    def message_ids(self) -> Counter[str]:
+        """Message-ID → how many times it arrived (a value above 1 is a duplicate)."""
+        return Counter(str(msg["Message-ID"]).strip() for msg in self.messages())
+
+    def _total(self) -> int:
+        if not self._output.exists():
+            return 0
+        with self._output.open("rb") as output:
+            output.seek(max(0, output.seek(0, os.SEEK_END) - 200))
+            found = _COUNTER_RE.findall(output.read())
+        return int(found[-1]) if found else 0
+
+
+def smtp_source_rate(
+    port: int,
+    *,
+    host: str = HOST,
+    count: int = 1000,
+    size: int = 2048,
+    sessions: int = 1,
+    sender: str = "source@postroom.test",
+    recipient: str = "sink@postroom.test",
+) -> float:
+    """Run `smtp-source` against host:port (each session reusing its connection, `-d`) and
+    return the messages per second it achieved."""
+    binary = find_binary("smtp-source", _DAEMON_DIR)
+    if binary is None:
+        raise PeerError("smtp-source is not installed (apt-get install postfix)")
+    argv = [binary, "-d", "-s", str(sessions), "-m", str(count), "-l", str(size)]
+    argv += ["-M", "localhost", "-f", sender, "-t", recipient, f"{host}:{port}"]
+    started = time.monotonic()
+    run(argv, timeout_s=600)
+    return count / max(time.monotonic() - started, 1e-9)
+
+
+def _chown_nobody(path: Path) -> None:
+    if os.geteuid() == 0:
+        nobody = pwd.getpwnam("nobody")
+        os.chown(path, nobody.pw_uid, nobody.pw_gid)

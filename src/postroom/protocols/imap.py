@@ -1,0 +1,422 @@
+"""IMAP over IMAPClient: the staged probe and the mailbox used for fetching.
+
+IMAPClient is given an imaplib connection we opened ourselves (policy-checked IP, our TLS
+context, SNI against the name) whose `readline`/`read`/`send` — imaplib's documented I/O
+methods — go through the `Wire` for deadlines and the transcript.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import socket
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from types import TracebackType
+from typing import Any
+
+from imapclient import IMAPClient
+from imapclient.exceptions import LoginError
+
+from postroom import errors
+from postroom.domain.accounts import Security
+from postroom.domain.checks import CheckResult, ErrorClass, Failure, Field, ProbeContext, classify
+from postroom.protocols import tls
+from postroom.protocols.endpoints import Endpoint, NetworkPolicy
+from postroom.protocols.probing import Probe, ProbeFailed, StepFailed, as_error
+from postroom.protocols.transcript import Transcript
+from postroom.protocols.wire import (
+    Deadline,
+    Wire,
+    open_connection,
+    tls_context,
+    tls_established,
+    wrap_tls,
+)
+
+FETCH_ITEMS = [b"BODY.PEEK[]", b"FLAGS", b"INTERNALDATE", b"RFC822.SIZE"]
+
+
+class _WireIMAP4(imaplib.IMAP4):
+    def __init__(self, wire: Wire, sock: socket.socket, host: str) -> None:
+        self._wire = wire
+        self._connected = sock
+        super().__init__(host, wire.endpoint.port, timeout=wire.endpoint.timeout_s)
+
+    def _create_socket(self, timeout: float | None = None) -> socket.socket:
+        return self._connected
+
+    def readline(self) -> bytes:
+        self._wire.arm(self.sock)
+        line = super().readline()
+        if line:
+            self._wire.received(line)
+        return line
+
+    def read(self, size: int) -> bytes:
+        self._wire.arm(self.sock)
+        data = super().read(size)
+        self._wire.info(f"server literal: {len(data)} bytes")
+        return data
+
+    def send(self, data: bytes) -> None:
+        self._wire.arm(self.sock)
+        self._wire.sent(data)
+        super().send(data)
+
+
+class _WireClient(IMAPClient):  # type: ignore[misc]
+    def __init__(self, wire: Wire, sock: socket.socket) -> None:
+        self._wire = wire
+        self._connected = sock
+        endpoint = wire.endpoint
+        super().__init__(
+            endpoint.host,
+            port=endpoint.port,
+            ssl=endpoint.security is Security.SSL,
+            ssl_context=tls_context(endpoint),
+            timeout=endpoint.timeout_s,
+        )
+        self.normalise_times = False  # keep INTERNALDATE's own offset (aware datetimes)
+
+    def _create_IMAP4(self) -> imaplib.IMAP4:
+        return _WireIMAP4(self._wire, self._connected, self.host)
+
+
+def _not_imap(exc: imaplib.IMAP4.error, port: int) -> ProbeFailed:
+    return ProbeFailed(
+        Failure(
+            ErrorClass.PROTOCOL_ERROR,
+            f"the greeting is not IMAP: {exc}",
+            f"port {port} may belong to another service (IMAP is usually 993 or 143)",
+            Field.PORT,
+        )
+    )
+
+
+def _handshake(probe: Probe, policy: NetworkPolicy) -> _WireClient:
+    """connect → TLS → greeting + CAPABILITY → STARTTLS → LOGIN."""
+    endpoint, wire = probe.endpoint, probe.wire
+    with probe.step("connect") as note:
+        sock = open_connection(policy, wire)
+        note.message = f"connected to {sock.getpeername()[0]} port {endpoint.port}"
+    client: _WireClient | None = None
+    try:
+        if endpoint.security is Security.SSL:
+            with probe.step("tls") as note:
+                sock = wrap_tls(sock, wire)
+                details = tls_established(sock, wire)
+                probe.record_tls(details)
+                note.message = tls.summary(details)
+        elif endpoint.security is Security.NONE:
+            probe.skip("tls", "security is none: the connection is not encrypted")
+            probe.warn("the connection is not encrypted")
+        with probe.step("greeting") as note:
+            try:
+                client = _WireClient(wire, sock)
+            except imaplib.IMAP4.abort:
+                raise
+            except imaplib.IMAP4.error as exc:
+                raise _not_imap(exc, endpoint.port) from exc
+            note.message = _text(client.welcome)
+        if endpoint.security is Security.STARTTLS:
+            with probe.step("starttls") as note:
+                _starttls(client, endpoint)
+                probe.record_tls(tls_established(client.socket(), wire))
+                note.message = tls.summary(probe.tls) if probe.tls else ""
+        with probe.step("capability") as note:
+            capabilities = [_text(c) for c in client.capabilities()]
+            note.message = "capabilities: " + " ".join(capabilities)
+        with probe.step("login") as note:
+            _login(client, endpoint, capabilities)
+            note.message = f"logged in as {endpoint.username}"
+        return client
+    except BaseException:
+        if client is not None:
+            client.shutdown()
+        else:
+            sock.close()
+        raise
+
+
+def _starttls(client: _WireClient, endpoint: Endpoint) -> None:
+    if not client.has_capability("STARTTLS"):
+        raise ProbeFailed(
+            Failure(
+                ErrorClass.STARTTLS_UNAVAILABLE,
+                "the server does not offer STARTTLS",
+                f"the server on port {endpoint.port} cannot encrypt with STARTTLS; "
+                "choose SSL (usually port 993)",
+                Field.SECURITY,
+            )
+        )
+    try:
+        client.starttls(tls_context(endpoint))
+    except imaplib.IMAP4.abort:
+        raise
+    except imaplib.IMAP4.error as exc:
+        raise ProbeFailed(
+            Failure(
+                ErrorClass.STARTTLS_UNAVAILABLE,
+                f"the server advertised STARTTLS but refused it: {exc}",
+                "the server cannot start TLS now; try SSL on port 993",
+                Field.SECURITY,
+            )
+        ) from exc
+
+
+def _login(client: _WireClient, endpoint: Endpoint, capabilities: Sequence[str]) -> None:
+    if "LOGINDISABLED" in capabilities:
+        raise ProbeFailed(
+            Failure(
+                ErrorClass.AUTH_UNSUPPORTED,
+                "the server does not allow LOGIN on this connection (LOGINDISABLED)",
+                "the server accepts passwords only over TLS: choose STARTTLS or SSL",
+                Field.SECURITY,
+            )
+        )
+    try:
+        client.login(endpoint.username, endpoint.password_value)
+    except LoginError as exc:
+        if "PRIVACYREQUIRED" in str(exc).upper():
+            raise ProbeFailed(
+                Failure(
+                    ErrorClass.AUTH_UNSUPPORTED,
+                    f"the server refuses passwords without TLS: {exc}",
+                    "choose STARTTLS or SSL",
+                    Field.SECURITY,
+                )
+            ) from exc
+        raise ProbeFailed(
+            Failure(
+                ErrorClass.AUTH_FAILED,
+                f"the server rejected the login: {exc}",
+                "check the user name and password",
+                Field.PASSWORD,
+            )
+        ) from exc
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class FolderState:
+    uidvalidity: int
+    uidnext: int | None
+    exists: int
+
+
+def _folder_state(response: dict[bytes, Any]) -> FolderState:
+    uidnext = response.get(b"UIDNEXT")
+    return FolderState(
+        uidvalidity=int(response[b"UIDVALIDITY"]),
+        uidnext=int(uidnext) if uidnext is not None else None,
+        exists=int(response.get(b"EXISTS", 0)),
+    )
+
+
+def probe_imap(
+    endpoint: Endpoint,
+    *,
+    policy: NetworkPolicy,
+    folders: Sequence[str] = ("INBOX",),
+    deadline_s: float = 30.0,
+) -> CheckResult:
+    """connect → TLS/STARTTLS → CAPABILITY → LOGIN → EXAMINE each folder → LOGOUT."""
+
+    def body(probe: Probe) -> None:
+        client = _handshake(probe, policy)
+        logged_out = False
+        try:
+            for folder in folders:
+                with probe.step(f"examine {folder}") as note:
+                    try:
+                        state = _folder_state(client.select_folder(folder, readonly=True))
+                    except imaplib.IMAP4.abort:
+                        raise
+                    except imaplib.IMAP4.error as exc:
+                        raise ProbeFailed(
+                            Failure(
+                                ErrorClass.UNEXPECTED_REPLY,
+                                f"the folder {folder!r} cannot be opened: {exc}",
+                                "check the folder name (names are case-sensitive except INBOX)",
+                            )
+                        ) from exc
+                    note.message = (
+                        f"{state.exists} messages, UIDVALIDITY {state.uidvalidity}, "
+                        f"UIDNEXT {state.uidnext}"
+                    )
+            with probe.step("logout") as note:
+                note.message = _text(client.logout())
+                logged_out = True
+        finally:
+            if not logged_out:
+                client.shutdown()
+
+    return Probe("imap", endpoint, deadline_s=deadline_s).run(body)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedMessage:
+    uid: int
+    flags: tuple[str, ...]
+    internaldate: datetime | None
+    size: int
+    raw: bytes
+
+
+class ImapMailbox:
+    """A logged-in IMAP connection for fetching.
+
+        with ImapMailbox(endpoint, policy=policy) as box:
+            state = box.select("INBOX")          # compare state.uidvalidity with the cursor
+            for message in box.fetch_after("INBOX", cursor_uid):
+                store(message); cursor_uid = message.uid
+
+    `open_deadline_s` bounds the login; afterwards each read is bounded by the endpoint's
+    timeout only (a large mailbox may take long, but never stalls silently). Failures raise
+    Postroom protocol errors (ConnectFailed, ProtocolTimeout, TlsFailed, AuthFailed,
+    ProtocolError).
+    """
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        policy: NetworkPolicy,
+        open_deadline_s: float | None = 60.0,
+        transcript: Transcript | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self._policy = policy
+        self._deadline_s = open_deadline_s
+        self._transcript = transcript
+        self._client: _WireClient | None = None
+        self._selected: str | None = None
+        self.handshake: CheckResult | None = None
+
+    def open(self) -> None:
+        if self._client is not None:
+            return
+        probe = Probe(
+            "imap", self.endpoint, deadline_s=self._deadline_s, transcript=self._transcript
+        )
+        try:
+            self._client = _handshake(probe, self._policy)
+        except StepFailed:
+            self.handshake = probe.result()
+            raise probe.error() from probe.exception
+        self.handshake = probe.result()
+        probe.wire.deadline = Deadline(None)
+
+    def close(self) -> None:
+        """LOGOUT (which also expunges nothing: deletions are explicit)."""
+        client, self._client, self._selected = self._client, None, None
+        if client is None:
+            return
+        try:
+            client.logout()
+        except Exception:
+            client.shutdown()
+
+    def __enter__(self) -> ImapMailbox:
+        self.open()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def capabilities(self) -> tuple[str, ...]:
+        with self._call("capability") as client:
+            return tuple(_text(c) for c in client.capabilities())
+
+    def select(self, folder: str) -> FolderState:
+        """SELECT (read-write, so flags and moves work; BODY.PEEK never sets \\Seen)."""
+        with self._call("select") as client:
+            state = _folder_state(client.select_folder(folder))
+        self._selected = folder
+        return state
+
+    def fetch_after(
+        self, folder: str, last_uid: int, batch_size: int = 100
+    ) -> Iterator[FetchedMessage]:
+        """Messages with UID > last_uid, oldest first, fetched `batch_size` at a time.
+
+        UIDs at or below `last_uid` are dropped: `UID n:*` always matches the highest UID,
+        even when it is lower than n (RFC 9051 §6.4.8).
+        """
+        if batch_size < 1:
+            raise errors.InvalidInput(fields={"batch_size": "must be at least 1"})
+        self._ensure_selected(folder)
+        with self._call("search") as client:
+            uids = sorted(u for u in client.search(["UID", f"{last_uid + 1}:*"]) if u > last_uid)
+        for start in range(0, len(uids), batch_size):
+            batch = uids[start : start + batch_size]
+            with self._call("fetch") as client:
+                response = client.fetch(batch, FETCH_ITEMS)
+            for uid in batch:
+                item = response.get(uid)
+                if item is None or b"BODY[]" not in item:
+                    continue  # expunged by someone else between SEARCH and FETCH
+                yield FetchedMessage(
+                    uid=uid,
+                    flags=tuple(_text(f) for f in item.get(b"FLAGS", ())),
+                    internaldate=item.get(b"INTERNALDATE"),
+                    size=int(item.get(b"RFC822.SIZE", len(item[b"BODY[]"]))),
+                    raw=bytes(item[b"BODY[]"]),
+                )
+
+    def uids_since(self, folder: str, since: date) -> list[int]:
+        """UIDs of messages whose INTERNALDATE is on or after `since` (SEARCH SINCE, day only)."""
+        self._ensure_selected(folder)
+        with self._call("search") as client:
+            return sorted(client.search(["SINCE", since]))
+
+    def mark_seen(self, uids: Iterable[int]) -> None:
+        with self._call("store") as client:
+            client.add_flags(list(uids), [b"\\Seen"], silent=True)
+
+    def move(self, uids: Iterable[int], folder: str) -> None:
+        """MOVE (RFC 6851) when offered, else COPY + \\Deleted + EXPUNGE of just these UIDs."""
+        batch = list(uids)
+        with self._call("move") as client:
+            if client.has_capability("MOVE"):
+                client.move(batch, folder)
+                return
+            client.copy(batch, folder)
+        self.delete(batch)
+
+    def delete(self, uids: Iterable[int]) -> None:
+        """\\Deleted + EXPUNGE. With UIDPLUS only these UIDs are expunged (UID EXPUNGE);
+        without it a plain EXPUNGE also removes others' \\Deleted messages — unavoidable."""
+        batch = list(uids)
+        with self._call("delete") as client:
+            client.delete_messages(batch, silent=True)
+            if client.has_capability("UIDPLUS"):
+                client.expunge(batch)
+            else:
+                client.expunge()
+
+    def _ensure_selected(self, folder: str) -> None:
+        if self._selected != folder:
+            self.select(folder)
+
+    @contextmanager
+    def _call(self, step: str) -> Iterator[_WireClient]:
+        if self._client is None:
+            raise errors.ConnectFailed("the IMAP mailbox is not open")
+        try:
+            yield self._client
+        except errors.PostroomError:
+            raise
+        except Exception as exc:
+            context = ProbeContext(
+                "imap", step, self.endpoint.host, self.endpoint.port, self.endpoint.security
+            )
+            raise as_error(classify(exc, context), exc) from exc

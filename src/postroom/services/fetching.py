@@ -1,0 +1,426 @@
+"""Fetching incoming mail: the schedule, one fetcher per account, cursors, after-import actions,
+health and auto-disable.
+
+Never lose, never duplicate:
+- the raw message is on disk and its row committed before the cursor moves past it; the cursor,
+  the rows and the lease renewal share one transaction per batch. A crash re-fetches at most one
+  batch, and the per-account dedupe key absorbs the copies;
+- after-import actions (mark seen, move, delete) run only after that commit;
+- one fetcher per account: a lease on account_incoming (claimed with SKIP LOCKED on PostgreSQL),
+  renewed with every batch, so a fetch that lost its lease stops instead of racing another.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from postroom.domain.accounts import Account, AfterImport, Incoming, IncomingProtocol
+from postroom.domain.inbox import (
+    CursorAction,
+    Cursor,
+    FetchReport,
+    Origin,
+    StoreOutcome,
+    before_start,
+    disable_reason,
+    is_new_uid,
+    plan_folder,
+    since_search_date,
+)
+from postroom.errors import AuthFailed, Conflict, FetchError
+from postroom.protocols.endpoints import Endpoint, NetworkPolicy
+from postroom.protocols.imap import ImapMailbox
+from postroom.protocols.pop3 import Pop3Mailbox
+from postroom.services.accounts import AccountService
+from postroom.services.inbox import InboxService
+from postroom.services.log import SystemLogService
+from postroom.storage.inbox import FetchScheduleRepository, InboxRepository, NewMessage
+from postroom.storage.types import utcnow
+
+Progress = Callable[[int, int | None], None]
+"""Called with (messages handled so far, expected total or None) during a fetch."""
+
+T = TypeVar("T")
+_POP3_FOLDER = ""  # POP3's one mailbox; its cursor row only marks the first fetch as done
+_CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _chunks(items: Iterator[T], size: int) -> Iterator[list[T]]:
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+@dataclass
+class _Run:
+    """Counters of one fetch run."""
+
+    account_id: int
+    owner: str
+    progress: Progress | None
+    counts: dict[StoreOutcome, int] = field(default_factory=lambda: dict.fromkeys(StoreOutcome, 0))
+    handled: int = 0
+    total: int | None = None
+
+    def add(self, outcomes: list[StoreOutcome]) -> None:
+        for outcome in outcomes:
+            self.counts[outcome] += 1
+        self.handled += len(outcomes)
+        if self.progress is not None:
+            self.progress(self.handled, self.total)
+
+
+class FetchingService:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        accounts: AccountService,
+        inbox: InboxService,
+        inbox_repo: InboxRepository,
+        schedule: FetchScheduleRepository,
+        log: SystemLogService,
+        policy: NetworkPolicy,
+        *,
+        batch_size: int = 100,
+        lease_s: int = 120,
+        auto_disable_auth_failures: int = 5,
+        auto_disable_after_hours: float = 24.0,
+        concurrency: int = 4,
+    ) -> None:
+        self._engine = engine
+        self._accounts = accounts
+        self._inbox = inbox
+        self._repo = inbox_repo
+        self._schedule = schedule
+        self._log = log
+        self._policy = policy
+        self._batch_size = batch_size
+        self._lease = timedelta(seconds=lease_s)
+        self._max_auth_failures = auto_disable_auth_failures
+        self._max_failing_hours = auto_disable_after_hours
+        self._concurrency = concurrency
+        self._pool: ThreadPoolExecutor | None = None
+        self._running = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    # scheduling ----------------------------------------------------------------------------
+
+    def run_due(self, worker_name: str, *, wait: bool = False, limit: int | None = None) -> int:
+        """Claim the accounts that are due and fetch them; returns how many were claimed.
+
+        By default the fetches run in a small thread pool so the caller's loop (the worker's
+        tick) is not held up by a large mailbox; `wait=True` runs them here, one after another.
+        """
+        with self._lock:
+            free = self._concurrency - self._running if not wait else self._concurrency
+            free = min(free, limit) if limit is not None else free
+            if free <= 0 or self._stop.is_set():
+                return 0
+            now = utcnow()
+            with self._engine.begin() as conn:
+                ids = self._schedule.claim_due(conn, worker_name, now, now + self._lease, free)
+            if not wait:
+                self._running += len(ids)
+        for account_id in ids:
+            if wait:
+                self._fetch_leased(account_id, worker_name, None)
+            else:
+                self._executor().submit(self._background, account_id, worker_name)
+        return len(ids)
+
+    def fetch_account(self, account_id: int, progress: Progress | None = None) -> FetchReport:
+        """Fetch one account now (API, CLI). Conflict when it is inactive or already being
+        fetched, or has no enabled incoming part."""
+        account = self._accounts.get_system(account_id)
+        if account.status.value != "active":
+            raise Conflict(f"account {account.name!r} is {account.status.value}: not fetched")
+        if account.incoming is None:
+            raise Conflict(f"account {account.name!r} has no incoming server")
+        if not account.incoming.enabled:
+            raise Conflict(f"fetching is switched off for account {account.name!r}")
+        owner = f"manual-{uuid.uuid4().hex[:12]}"
+        now = utcnow()
+        with self._engine.begin() as conn:
+            if not self._schedule.acquire(conn, account_id, owner, now, now + self._lease):
+                raise Conflict(f"account {account.name!r} is being fetched right now")
+        return self._fetch_leased(account_id, owner, progress)
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stop claiming; running fetches end after their current batch (their lease is
+        released, so another worker picks the account up on schedule)."""
+        self._stop.set()
+        if self._pool is not None:
+            self._pool.shutdown(wait=wait)
+
+    def status(self, account_id: int) -> dict[str, Any]:
+        """The fetch schedule and health columns of one account."""
+        with self._engine.begin() as conn:
+            return self._schedule.status(conn, account_id)
+
+    # one run -------------------------------------------------------------------------------
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._concurrency, thread_name_prefix="fetch")
+        return self._pool
+
+    def _background(self, account_id: int, owner: str) -> None:
+        try:
+            self._fetch_leased(account_id, owner, None)
+        finally:
+            with self._lock:
+                self._running -= 1
+
+    def _fetch_leased(self, account_id: int, owner: str, progress: Progress | None) -> FetchReport:
+        """Fetch an account whose lease we hold; record health; release the lease."""
+        run = _Run(account_id, owner, progress)
+        account: Account | None = None
+        error, auth = "", False
+        try:
+            account, endpoint = self._accounts.incoming_endpoint(account_id)
+            assert account.incoming is not None  # incoming_endpoint raises otherwise
+            if account.incoming.protocol is IncomingProtocol.IMAP:
+                self._fetch_imap(run, account.incoming, endpoint)
+            else:
+                self._fetch_pop3(run, account.incoming, endpoint)
+        except AuthFailed as exc:
+            error, auth = exc.message, True
+        except Exception as exc:  # any failure must be recorded, never kill the worker
+            error = getattr(exc, "message", "") or f"{type(exc).__name__}: {exc}"
+        return self._finish(run, account, error, auth)
+
+    def _finish(self, run: _Run, account: Account | None, error: str, auth: bool) -> FetchReport:
+        now = utcnow()
+        c = run.counts
+        fetched = c[StoreOutcome.STORED] + c[StoreOutcome.QUARANTINED]
+        interval = account.incoming.fetch_interval_s if account and account.incoming else 300
+        with self._engine.begin() as conn:
+            health = self._schedule.health(conn, run.account_id)
+            health = health.after_failure(now, auth=auth) if error else health.after_success()
+            reason = (
+                disable_reason(
+                    health,
+                    now,
+                    max_auth_failures=self._max_auth_failures,
+                    max_failing_hours=self._max_failing_hours,
+                )
+                if error
+                else None
+            )
+            self._schedule.record_run(
+                conn,
+                run.account_id,
+                health,
+                now=now,
+                ok=not error,
+                count=fetched,
+                error=error,
+                disable=reason is not None,
+            )
+            summary = (
+                f"fetched {fetched} new message(s): {c[StoreOutcome.STORED]} stored, "
+                f"{c[StoreOutcome.QUARANTINED]} quarantined, {c[StoreOutcome.DUPLICATE]} "
+                f"duplicate(s), {c[StoreOutcome.SKIPPED]} before the import start"
+            )
+            self._log.write(
+                "Incoming",
+                "error" if error else "info",
+                f"fetch failed: {error} ({summary})" if error else summary,
+                account_id=run.account_id,
+                action="fetch",
+                conn=conn,
+            )
+            if auth and account is not None and account.incoming is not None:
+                source = "IMAP Auth" if account.incoming.protocol.value == "imap" else "POP3 Auth"
+                self._log.write(source, "error", error, account_id=run.account_id, conn=conn)
+            if reason is not None:
+                name = account.name if account else str(run.account_id)
+                message = f"fetching switched off for account {name!r}: {reason} ({error})"
+                self._log.write(
+                    "Incoming",
+                    "error",
+                    message,
+                    account_id=run.account_id,
+                    action="auto_disable",
+                    conn=conn,
+                )
+                self._log.notify("error", message, account_id=run.account_id, conn=conn)
+            # Back off while failing (up to 8 intervals) with ±10 % jitter so that accounts
+            # added together do not all fetch in the same second forever.
+            factor = min(2 ** max(health.consecutive_failures - 1, 0), 8)
+            delay = interval * factor * random.uniform(0.9, 1.1)
+            self._schedule.release(conn, run.account_id, run.owner, now + timedelta(seconds=delay))
+        return FetchReport(
+            account_id=run.account_id,
+            protocol=account.incoming.protocol.value if account and account.incoming else "",
+            ok=not error,
+            stored=c[StoreOutcome.STORED],
+            quarantined=c[StoreOutcome.QUARANTINED],
+            duplicates=c[StoreOutcome.DUPLICATE],
+            skipped=c[StoreOutcome.SKIPPED],
+            error=error,
+            auth_failure=auth,
+            disabled_reason=reason or "",
+        )
+
+    def _commit(
+        self,
+        run: _Run,
+        batch: list[NewMessage],
+        *,
+        cursor: Cursor | None = None,
+        uidls: tuple[list[str], list[str]] = ([], []),
+        skipped: int = 0,
+    ) -> list[StoreOutcome]:
+        """Store a batch, move the cursor / remember UIDLs and renew the lease: one transaction."""
+        now = utcnow()
+        with self._engine.begin() as conn:
+            if not self._schedule.renew(conn, run.account_id, run.owner, now + self._lease):
+                raise FetchError("the fetch lease was lost to another fetcher; stopping")
+            outcomes = self._inbox.record(conn, batch)
+            if cursor is not None:
+                self._repo.save_cursor(conn, run.account_id, cursor, now)
+            imported, passed = uidls
+            self._repo.add_uidls(conn, run.account_id, imported, imported=True, now=now)
+            self._repo.add_uidls(conn, run.account_id, passed, imported=False, now=now)
+        run.add(outcomes + [StoreOutcome.SKIPPED] * skipped)
+        if self._stop.is_set():
+            raise FetchError("the fetcher is shutting down; the rest is fetched next time")
+        return outcomes
+
+    # IMAP ----------------------------------------------------------------------------------
+
+    def _fetch_imap(self, run: _Run, incoming: Incoming, endpoint: Endpoint) -> None:
+        with ImapMailbox(endpoint, policy=self._policy) as box:
+            for folder in incoming.folders or ("INBOX",):
+                cursor, start = self._imap_cursor(run, box, folder, incoming)
+                state = box.select(folder)
+                run.total = (run.total or 0) + max(state.uidnext - 1 - cursor.last_uid, 0)
+                messages = box.fetch_after(folder, cursor.last_uid, self._batch_size)
+                for fetched in _chunks(messages, self._batch_size):
+                    batch, keep_uids, skipped, last_uid = [], [], 0, cursor.last_uid
+                    for msg in fetched:
+                        if not is_new_uid(msg.uid, cursor.last_uid):
+                            continue
+                        last_uid = max(last_uid, msg.uid)
+                        if before_start(msg.internaldate, start):
+                            skipped += 1
+                            continue
+                        origin = Origin(
+                            folder=folder,
+                            uid=msg.uid,
+                            uidvalidity=cursor.uidvalidity,
+                            flags=tuple(msg.flags),
+                            internaldate=msg.internaldate,
+                        )
+                        batch.append(self._inbox.prepare(run.account_id, msg.raw, origin))
+                        keep_uids.append(msg.uid)
+                    cursor = Cursor(folder, cursor.uidvalidity, last_uid, cursor.start_at)
+                    self._commit(run, batch, cursor=cursor, skipped=skipped)
+                    self._after_import_imap(box, incoming, keep_uids)
+
+    def _imap_cursor(
+        self, run: _Run, box: ImapMailbox, folder: str, incoming: Incoming
+    ) -> tuple[Cursor, datetime | None]:
+        """The cursor to continue from (existing, first-fetch start point, or a resync) and the
+        INTERNALDATE before which messages are skipped in this run.
+
+        The date filter applies only when the cursor is new: later, a new UID is new mail,
+        whatever its date (a message moved into the folder keeps its old INTERNALDATE).
+        """
+        state = box.select(folder)
+        with self._engine.begin() as conn:
+            plan = plan_folder(self._repo.cursors(conn, run.account_id, folder), state.uidvalidity)
+        if plan.action is CursorAction.CONTINUE and plan.cursor is not None:
+            return plan.cursor, None
+        now = utcnow()
+        if plan.action is CursorAction.RESYNC and plan.cursor is not None:
+            cursor = Cursor(folder, state.uidvalidity, 0, plan.cursor.start_at)
+            note = (
+                f"folder {folder!r}: UIDVALIDITY changed from {plan.cursor.uidvalidity} to "
+                f"{state.uidvalidity}; resynchronising (already stored messages are skipped)"
+            )
+            self._log.write("Incoming", "warning", note, account_id=run.account_id, action="resync")
+        elif incoming.fetch_since is None:
+            # First fetch, "from now on": everything already there is left alone. The start
+            # (used only by a later resync) allows for the server's clock being a little behind.
+            cursor = Cursor(folder, state.uidvalidity, state.uidnext - 1, now - _CLOCK_SKEW)
+        else:
+            uids = box.uids_since(folder, since_search_date(incoming.fetch_since))
+            last = min(uids) - 1 if uids else state.uidnext - 1
+            cursor = Cursor(folder, state.uidvalidity, last, incoming.fetch_since)
+        with self._engine.begin() as conn:
+            self._repo.save_cursor(conn, run.account_id, cursor, now)
+        return cursor, cursor.start_at
+
+    @staticmethod
+    def _after_import_imap(box: ImapMailbox, incoming: Incoming, uids: list[int]) -> None:
+        if not uids:
+            return
+        action = incoming.after_import
+        if action is AfterImport.KEEP and not incoming.keep_on_server:
+            action = AfterImport.DELETE
+        if action is AfterImport.MARK_SEEN:
+            box.mark_seen(uids)
+        elif action is AfterImport.MOVE and incoming.move_to_folder:
+            box.move(uids, incoming.move_to_folder)
+        elif action is AfterImport.DELETE:
+            box.delete(uids)
+
+    # POP3 ----------------------------------------------------------------------------------
+
+    def _fetch_pop3(self, run: _Run, incoming: Incoming, endpoint: Endpoint) -> None:
+        delete = not incoming.keep_on_server or incoming.after_import is AfterImport.DELETE
+        with Pop3Mailbox(endpoint, policy=self._policy) as box:
+            listing = box.uidl()
+            now = utcnow()
+            with self._engine.begin() as conn:
+                seen = self._repo.seen_uidls(conn, run.account_id)
+                first = not self._repo.cursors(conn, run.account_id, _POP3_FOLDER)
+                if first:
+                    cursor = Cursor(_POP3_FOLDER, 0, 0, incoming.fetch_since)
+                    self._repo.save_cursor(conn, run.account_id, cursor, now)
+                    if incoming.fetch_since is None:
+                        # "From now on": remember what is there and import none of it.
+                        fresh = [u for _, u in listing if u not in seen]
+                        self._repo.add_uidls(conn, run.account_id, fresh, imported=False, now=now)
+                        seen.update(dict.fromkeys(fresh, False))
+            # POP3 has no arrival date: on the first run only, fetch_since is read from Date.
+            start = incoming.fetch_since if first else None
+            new = [(num, uidl) for num, uidl in listing if uidl not in seen]
+            run.total = len(new)
+            for chunk in _chunks(iter(new), self._batch_size):
+                batch, imported, passed = [], [], []
+                for num, uidl in chunk:
+                    raw = box.retrieve(num)
+                    prepared = self._inbox.prepare(run.account_id, raw, Origin(uidl=uidl))
+                    sent = prepared.parsed.date if prepared.parsed else None
+                    if before_start(sent, start):
+                        passed.append(uidl)
+                        continue
+                    batch.append(prepared)
+                    imported.append(uidl)
+                self._commit(run, batch, uidls=(imported, passed), skipped=len(passed))
+                seen.update(dict.fromkeys(imported, True))
+            if delete:
+                # Also messages imported by an earlier run that died before QUIT, whose DELE
+                # was rolled back by the server (RFC 1939 §6: DELE takes effect at QUIT).
+                for num, uidl in listing:
+                    if seen.get(uidl):
+                        box.delete(num)
+            box.quit()

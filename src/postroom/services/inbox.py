@@ -1,0 +1,188 @@
+"""The inbox: storing fetched messages (raw first, parse second, quarantine on failure) and
+reading them back — search, paging, detail, raw .eml, attachments, quarantine, re-parse.
+
+Storing is split in two so the fetcher can batch: `prepare()` writes the raw file and parses
+outside any transaction; `record()` inserts a batch inside the caller's transaction (together with
+the cursor, so the cursor only ever moves past messages that are stored).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+
+import sqlalchemy as sa
+
+from postroom.domain.inbox import (
+    InboxMessage,
+    InboxQuery,
+    MessageStatus,
+    Origin,
+    ParsedMessage,
+    StoreOutcome,
+    dedupe_key,
+    raw_message_id,
+)
+from postroom.domain.people import Actor
+from postroom.errors import Forbidden, InvalidInput, NotFound
+from postroom.services.accounts import AccountService
+from postroom.services.pages import Page
+from postroom.services.parsing import Unparseable, extract_part, parse_message
+from postroom.storage.inbox import InboxRepository, NewMessage
+from postroom.storage.rawstore import RawStore
+from postroom.storage.types import utcnow
+
+
+@dataclass(frozen=True, slots=True)
+class RawDownload:
+    """A raw message or attachment to stream to a client."""
+
+    filename: str
+    content_type: str
+    size: int
+    chunks: Iterator[bytes]
+
+
+def _parse(raw: bytes, size: int, max_bytes: int) -> tuple[ParsedMessage | None, str]:
+    if size > max_bytes:
+        return None, f"size {size} bytes exceeds the limit of {max_bytes} bytes"
+    try:
+        return parse_message(raw), ""
+    except Unparseable as exc:
+        return None, str(exc)
+
+
+class InboxService:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        repo: InboxRepository,
+        raw_store: RawStore,
+        accounts: AccountService,
+        *,
+        max_message_bytes: int,
+    ) -> None:
+        self._engine = engine
+        self._repo = repo
+        self.raw_store = raw_store
+        self._accounts = accounts
+        self._max_bytes = max_message_bytes
+
+    # storing (called by the fetcher) -------------------------------------------------------
+
+    def prepare(self, account_id: int, raw: bytes, origin: Origin) -> NewMessage:
+        """Write the raw bytes to the raw store, then parse them; never raises for bad mail."""
+        ref = self.raw_store.put(raw)
+        parsed, reason = _parse(raw, ref.size, self._max_bytes)
+        return NewMessage(
+            account_id=account_id,
+            dedupe_key=dedupe_key(raw_message_id(raw), ref.sha256),
+            raw=ref,
+            origin=origin,
+            fetched_at=utcnow(),
+            parsed=parsed,
+            quarantine_reason=reason,
+        )
+
+    def record(self, conn: sa.Connection, batch: Sequence[NewMessage]) -> list[StoreOutcome]:
+        """Insert a prepared batch in `conn`'s transaction; duplicates are skipped, not errors."""
+        ids = self._repo.insert_messages(conn, batch)
+        return [
+            StoreOutcome.DUPLICATE
+            if new_id is None
+            else (StoreOutcome.STORED if new.parsed else StoreOutcome.QUARANTINED)
+            for new, new_id in zip(batch, ids, strict=True)
+        ]
+
+    def ingest(self, account_id: int, raw: bytes, origin: Origin | None = None) -> StoreOutcome:
+        """Store one message by itself (imports and tests); same rules as a fetch."""
+        new = self.prepare(account_id, raw, origin or Origin())
+        with self._engine.begin() as conn:
+            return self.record(conn, [new])[0]
+
+    # reading ------------------------------------------------------------------------------
+
+    def list(self, actor: Actor, account_id: int, query: InboxQuery) -> Page[InboxMessage]:
+        """One page of an account's messages (bodies left out)."""
+        self._accounts.get(actor, account_id)
+        return self._page(query, account_id=account_id, visible=None)
+
+    def quarantine(
+        self, actor: Actor, query: InboxQuery, account_id: int | None = None
+    ) -> Page[InboxMessage]:
+        """Quarantined messages of one account, or of every account the actor can read."""
+        query = replace(query, status=MessageStatus.QUARANTINED)
+        if account_id is not None:
+            self._accounts.get(actor, account_id)
+            return self._page(query, account_id=account_id, visible=None)
+        return self._page(
+            query, account_id=None, visible=None if actor.is_admin else actor.team_ids
+        )
+
+    def get(self, actor: Actor, message_id: int) -> InboxMessage:
+        """One message with bodies and attachments; NotFound when invisible to the actor."""
+        with self._engine.begin() as conn:
+            message = self._repo.get(conn, message_id)
+        self._visible(actor, message)
+        return message
+
+    def raw(self, actor: Actor, message_id: int) -> RawDownload:
+        """The message exactly as received, as `message-<id>.eml`."""
+        message = self.get(actor, message_id)
+        return RawDownload(
+            filename=f"message-{message.id}.eml",
+            content_type="message/rfc822",
+            size=message.size,
+            chunks=self.raw_store.iter_chunks(message.raw_sha256),
+        )
+
+    def attachment(self, actor: Actor, message_id: int, index: int) -> RawDownload:
+        """One attachment, decoded, by its index in the message's attachment list."""
+        message = self.get(actor, message_id)
+        listed = {a.index: a for a in message.attachments}
+        if index not in listed:
+            raise NotFound(f"message {message_id} has no attachment {index}")
+        try:
+            filename, ctype, data = extract_part(self.raw_store.read(message.raw_sha256), index)
+        except LookupError:
+            raise NotFound(f"message {message_id} has no attachment {index}") from None
+        return RawDownload(
+            filename=filename or listed[index].filename or f"attachment-{index}",
+            content_type=ctype,
+            size=len(data),
+            chunks=iter((data,)),
+        )
+
+    def reparse(self, actor: Actor, message_id: int) -> InboxMessage:
+        """Parse the stored raw bytes again (after a parser fix, or to retry a quarantined
+        message); the result replaces the parsed view. Managers and admins only."""
+        message = self.get(actor, message_id)
+        account = self._accounts.get(actor, message.account_id)
+        if not actor.can_manage(account.team_id):
+            raise Forbidden("you cannot re-parse messages of this account")
+        raw = self.raw_store.read(message.raw_sha256)
+        parsed, reason = _parse(raw, len(raw), self._max_bytes)
+        with self._engine.begin() as conn:
+            self._repo.replace_parsed(conn, message_id, parsed, reason)
+            return self._repo.get(conn, message_id)
+
+    # helpers -------------------------------------------------------------------------------
+
+    def _page(
+        self, query: InboxQuery, *, account_id: int | None, visible: frozenset[int] | None
+    ) -> Page[InboxMessage]:
+        if not 1 <= query.limit <= 500 or query.offset < 0:
+            raise InvalidInput(fields={"limit": "must be between 1 and 500 (offset ≥ 0)"})
+        if query.since and query.until and query.since > query.until:
+            raise InvalidInput(fields={"since": "must not be after until"})
+        with self._engine.begin() as conn:
+            items, total = self._repo.list(
+                conn, query, account_id=account_id, visible_team_ids=visible
+            )
+        return Page(items, total, query.offset, query.limit)
+
+    def _visible(self, actor: Actor, message: InboxMessage) -> None:
+        try:
+            self._accounts.get(actor, message.account_id)
+        except NotFound:
+            raise NotFound(f"message {message.id} does not exist") from None

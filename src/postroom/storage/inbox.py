@@ -1,0 +1,469 @@
+"""Inbox repository: stored messages, attachments, IMAP cursors, POP3 UIDLs, and the fetch
+schedule and health columns of account_incoming.
+
+Inserting a message ignores a duplicate dedupe key (`ON CONFLICT DO NOTHING`, the same on SQLite
+and PostgreSQL), so a re-fetched message after a crash costs nothing and never aborts the batch.
+The claim of due accounts is one `UPDATE … WHERE account_id IN (SELECT … [FOR UPDATE SKIP LOCKED])
+RETURNING`, the dialect branch kept in `_lockable`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from postroom.domain.accounts import AccountStatus
+from postroom.domain.inbox import (
+    Address,
+    AttachmentInfo,
+    Cursor,
+    Health,
+    InboxMessage,
+    InboxQuery,
+    MessageStatus,
+    Origin,
+    ParsedMessage,
+    SortField,
+)
+from postroom.errors import NotFound
+from postroom.storage.rawstore import RawRef
+from postroom.storage.tables.core import account_incoming, accounts
+from postroom.storage.tables.inbox import (
+    inbox_attachments,
+    inbox_cursors,
+    inbox_messages,
+    inbox_pop3_uidls,
+)
+
+_m = inbox_messages.c
+_ai = account_incoming.c
+_SORT = {
+    SortField.DATE: _m.sent_at,
+    SortField.FETCHED: _m.fetched_at,
+    SortField.SUBJECT: _m.subject,
+    SortField.SENDER: _m.from_email,
+    SortField.SIZE: _m.size,
+}
+_LIST_COLUMNS = [c for c in inbox_messages.c if c.name not in ("text_body", "html_body")]
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A fetched message ready to be recorded; its raw file is already in the raw store."""
+
+    account_id: int
+    dedupe_key: str
+    raw: RawRef
+    origin: Origin
+    fetched_at: datetime
+    parsed: ParsedMessage | None
+    quarantine_reason: str = ""
+
+
+def _insert_ignore(conn: sa.Connection, table: sa.Table) -> Any:
+    """An INSERT that skips rows violating a unique constraint, on either database."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
+
+
+def _lockable(conn: sa.Connection, select: sa.Select[Any]) -> sa.Select[Any]:
+    """Row locks that other claimers skip, on PostgreSQL; SQLite serialises writers anyway
+    (BEGIN IMMEDIATE) and SQLAlchemy would silently drop the clause there."""
+    if conn.dialect.name == "postgresql":
+        return select.with_for_update(skip_locked=True)
+    return select
+
+
+def _addresses(values: Sequence[Address]) -> list[list[str]]:
+    return [[a.name, a.email] for a in values]
+
+
+def _parsed_values(parsed: ParsedMessage | None) -> dict[str, Any]:
+    if parsed is None:
+        empty: dict[str, Any] = {"to_addrs": [], "cc_addrs": [], "reply_to_addrs": []}
+        return empty | {"references": [], "has_attachments": False, "message_id": None}
+    return {
+        "from_name": parsed.from_.name if parsed.from_ else "",
+        "from_email": parsed.from_.email if parsed.from_ else "",
+        "to_addrs": _addresses(parsed.to),
+        "cc_addrs": _addresses(parsed.cc),
+        "reply_to_addrs": _addresses(parsed.reply_to),
+        "subject": parsed.subject,
+        "sent_at": parsed.date,
+        "message_id": parsed.message_id,
+        "in_reply_to": parsed.in_reply_to,
+        "references": list(parsed.references),
+        "text_body": parsed.text_body,
+        "html_body": parsed.html_body,
+        "has_attachments": bool(parsed.attachments),
+    }
+
+
+def _to_message(row: sa.Row[Any], attachments: Sequence[AttachmentInfo] = ()) -> InboxMessage:
+    m = row._mapping
+    return InboxMessage(
+        id=m["id"],
+        account_id=m["account_id"],
+        status=MessageStatus(m["status"]),
+        quarantine_reason=m["quarantine_reason"],
+        dedupe_key=m["dedupe_key"],
+        raw_sha256=m["raw_sha256"],
+        size=m["size"],
+        origin=Origin(
+            folder=m["folder"],
+            uid=m["uid"],
+            uidvalidity=m["uidvalidity"],
+            uidl=m["pop3_uidl"],
+            flags=tuple(m["flags"]),
+            internaldate=m["internaldate"],
+        ),
+        fetched_at=m["fetched_at"],
+        from_=Address(m["from_name"], m["from_email"]) if m["from_email"] else None,
+        to=tuple(Address(n, e) for n, e in m["to_addrs"]),
+        cc=tuple(Address(n, e) for n, e in m["cc_addrs"]),
+        subject=m["subject"],
+        date=m["sent_at"],
+        message_id=m["message_id"],
+        in_reply_to=m["in_reply_to"],
+        references=tuple(m["references"]),
+        has_attachments=m["has_attachments"],
+        text_body=m.get("text_body", ""),
+        html_body=m.get("html_body", ""),
+        attachments=tuple(attachments),
+    )
+
+
+def _like(value: str) -> str:
+    escaped = value.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+class InboxRepository:
+    """Messages, attachments, cursors and POP3 UIDLs."""
+
+    # messages -----------------------------------------------------------------------------
+
+    def insert_messages(self, conn: sa.Connection, batch: Iterable[NewMessage]) -> list[int | None]:
+        """Insert each message (with its attachments); None for a duplicate dedupe key."""
+        ids: list[int | None] = []
+        for new in batch:
+            status = MessageStatus.PARSED if new.parsed else MessageStatus.QUARANTINED
+            values = {
+                "account_id": new.account_id,
+                "dedupe_key": new.dedupe_key,
+                "status": status.value,
+                "quarantine_reason": new.quarantine_reason,
+                "folder": new.origin.folder,
+                "uid": new.origin.uid,
+                "uidvalidity": new.origin.uidvalidity,
+                "pop3_uidl": new.origin.uidl,
+                "flags": list(new.origin.flags),
+                "internaldate": new.origin.internaldate,
+                "raw_sha256": new.raw.sha256,
+                "size": new.raw.size,
+                "fetched_at": new.fetched_at,
+            } | _parsed_values(new.parsed)
+            stmt = _insert_ignore(conn, inbox_messages).values(**values).returning(_m.id)
+            new_id = conn.execute(stmt).scalar()
+            if new_id is not None and new.parsed:
+                self._add_attachments(conn, new_id, new.parsed.attachments)
+            ids.append(new_id)
+        return ids
+
+    def replace_parsed(
+        self, conn: sa.Connection, message_id: int, parsed: ParsedMessage | None, reason: str
+    ) -> None:
+        """Store a new parse result (re-parse): parsed view and attachments, or quarantine."""
+        status = MessageStatus.PARSED if parsed else MessageStatus.QUARANTINED
+        values = _parsed_values(parsed) | {"status": status.value, "quarantine_reason": reason}
+        if parsed is None:
+            values |= {"subject": "", "text_body": "", "html_body": "", "from_email": ""}
+        conn.execute(sa.update(inbox_messages).where(_m.id == message_id).values(**values))
+        conn.execute(
+            sa.delete(inbox_attachments).where(inbox_attachments.c.message_id == message_id)
+        )
+        if parsed:
+            self._add_attachments(conn, message_id, parsed.attachments)
+
+    def _add_attachments(
+        self, conn: sa.Connection, message_id: int, items: Sequence[AttachmentInfo]
+    ) -> None:
+        if items:
+            conn.execute(
+                sa.insert(inbox_attachments),
+                [
+                    {
+                        "message_id": message_id,
+                        "part_index": a.index,
+                        "filename": a.filename,
+                        "content_type": a.content_type,
+                        "size": a.size,
+                        "content_id": a.content_id,
+                        "inline": a.inline,
+                    }
+                    for a in items
+                ],
+            )
+
+    def get(self, conn: sa.Connection, message_id: int) -> InboxMessage:
+        row = conn.execute(sa.select(inbox_messages).where(_m.id == message_id)).first()
+        if row is None:
+            raise NotFound(f"message {message_id} does not exist")
+        return _to_message(row, self.attachments(conn, message_id))
+
+    def attachments(self, conn: sa.Connection, message_id: int) -> list[AttachmentInfo]:
+        a = inbox_attachments.c
+        rows = conn.execute(
+            sa.select(inbox_attachments).where(a.message_id == message_id).order_by(a.part_index)
+        )
+        return [
+            AttachmentInfo(r.part_index, r.filename, r.content_type, r.size, r.content_id, r.inline)
+            for r in rows
+        ]
+
+    def list(
+        self,
+        conn: sa.Connection,
+        query: InboxQuery,
+        *,
+        account_id: int | None,
+        visible_team_ids: Collection[int] | None,
+    ) -> tuple[list[InboxMessage], int]:
+        """One page of messages, without bodies: of one account, or of every account whose team
+        is in `visible_team_ids` or which is system-wide (None: every account)."""
+        conds: list[Any] = []
+        if account_id is not None:
+            conds.append(_m.account_id == account_id)
+        if visible_team_ids is not None:
+            t = accounts.c.team_id
+            visible = sa.select(accounts.c.id).where(
+                sa.or_(t.is_(None), t.in_(list(visible_team_ids)))
+            )
+            conds.append(_m.account_id.in_(visible))
+        if query.status is not None:
+            conds.append(_m.status == query.status.value)
+        if query.sender:
+            pattern = _like(query.sender)
+            conds.append(
+                sa.or_(
+                    sa.func.lower(_m.from_email).like(pattern, escape="\\"),
+                    sa.func.lower(_m.from_name).like(pattern, escape="\\"),
+                )
+            )
+        if query.subject:
+            conds.append(sa.func.lower(_m.subject).like(_like(query.subject), escape="\\"))
+        date_col = sa.func.coalesce(_m.sent_at, _m.fetched_at)
+        if query.since is not None:
+            conds.append(date_col >= query.since)
+        if query.until is not None:
+            conds.append(date_col < query.until)
+        if query.has_attachments is not None:
+            conds.append(_m.has_attachments.is_(query.has_attachments))
+        where = sa.and_(sa.true(), *conds)
+        total = conn.execute(sa.select(sa.func.count()).select_from(inbox_messages).where(where))
+        col = date_col if query.sort is SortField.DATE else _SORT[query.sort]
+        order = [col.desc(), _m.id.desc()] if query.descending else [col.asc(), _m.id.asc()]
+        rows = conn.execute(
+            sa.select(*_LIST_COLUMNS)
+            .where(where)
+            .order_by(*order)
+            .limit(query.limit)
+            .offset(query.offset)
+        )
+        return [_to_message(r) for r in rows], int(total.scalar_one())
+
+    def count(self, conn: sa.Connection, account_id: int) -> int:
+        stmt = sa.select(sa.func.count()).where(_m.account_id == account_id)
+        return int(conn.execute(stmt).scalar_one())
+
+    # IMAP cursors ---------------------------------------------------------------------------
+
+    def cursors(self, conn: sa.Connection, account_id: int, folder: str) -> list[Cursor]:
+        """The folder's cursors, most recently used first."""
+        c = inbox_cursors.c
+        rows = conn.execute(
+            sa.select(inbox_cursors)
+            .where(c.account_id == account_id, c.folder == folder)
+            .order_by(c.updated_at.desc())
+        )
+        return [Cursor(r.folder, r.uidvalidity, r.last_uid, r.start_at) for r in rows]
+
+    def save_cursor(
+        self, conn: sa.Connection, account_id: int, cursor: Cursor, now: datetime
+    ) -> None:
+        """Create the cursor or move it forward (never backwards)."""
+        c = inbox_cursors.c
+        key = (
+            (c.account_id == account_id)
+            & (c.folder == cursor.folder)
+            & (c.uidvalidity == cursor.uidvalidity)
+        )
+        found = conn.execute(sa.select(c.last_uid).where(key)).scalar()
+        if found is None:
+            conn.execute(
+                sa.insert(inbox_cursors).values(
+                    account_id=account_id,
+                    folder=cursor.folder,
+                    uidvalidity=cursor.uidvalidity,
+                    last_uid=cursor.last_uid,
+                    start_at=cursor.start_at,
+                    updated_at=now,
+                )
+            )
+        else:
+            conn.execute(
+                sa.update(inbox_cursors)
+                .where(key)
+                .values(last_uid=max(found, cursor.last_uid), updated_at=now)
+            )
+
+    # POP3 UIDLs -----------------------------------------------------------------------------
+
+    def seen_uidls(self, conn: sa.Connection, account_id: int) -> dict[str, bool]:
+        """Every UIDL seen for the account → whether it was imported (False: skipped)."""
+        u = inbox_pop3_uidls.c
+        rows = conn.execute(sa.select(u.uidl, u.imported).where(u.account_id == account_id))
+        return {r.uidl: r.imported for r in rows}
+
+    def add_uidls(
+        self,
+        conn: sa.Connection,
+        account_id: int,
+        uidls: Iterable[str],
+        *,
+        imported: bool,
+        now: datetime,
+    ) -> None:
+        rows = [
+            {"account_id": account_id, "uidl": u, "imported": imported, "seen_at": now}
+            for u in uidls
+        ]
+        if rows:
+            conn.execute(_insert_ignore(conn, inbox_pop3_uidls), rows)
+
+
+class FetchScheduleRepository:
+    """Leases, schedule and health on account_incoming (one fetcher per account at a time)."""
+
+    def claim_due(
+        self, conn: sa.Connection, owner: str, now: datetime, until: datetime, limit: int
+    ) -> list[int]:
+        """Lease up to `limit` accounts that are due: active, incoming enabled, not leased."""
+        due = _lockable(
+            conn,
+            sa.select(_ai.account_id)
+            .where(
+                _ai.enabled.is_(True),
+                _ai.account_id.in_(
+                    sa.select(accounts.c.id).where(accounts.c.status == AccountStatus.ACTIVE.value)
+                ),
+                sa.or_(_ai.next_fetch_at.is_(None), _ai.next_fetch_at <= now),
+                sa.or_(_ai.lease_until.is_(None), _ai.lease_until < now),
+            )
+            .order_by(sa.nulls_first(_ai.next_fetch_at.asc()), _ai.account_id)
+            .limit(limit),
+        )
+        stmt = (
+            sa.update(account_incoming)
+            .where(_ai.account_id.in_(due))
+            .values(lease_owner=owner, lease_until=until)
+            .returning(_ai.account_id)
+        )
+        return sorted(conn.execute(stmt).scalars())
+
+    def acquire(
+        self, conn: sa.Connection, account_id: int, owner: str, now: datetime, until: datetime
+    ) -> bool:
+        """Lease one account now (manual fetch), unless another fetcher holds it."""
+        stmt = (
+            sa.update(account_incoming)
+            .where(
+                _ai.account_id == account_id,
+                sa.or_(_ai.lease_until.is_(None), _ai.lease_until < now, _ai.lease_owner == owner),
+            )
+            .values(lease_owner=owner, lease_until=until)
+        )
+        return conn.execute(stmt).rowcount == 1
+
+    def renew(self, conn: sa.Connection, account_id: int, owner: str, until: datetime) -> bool:
+        """Extend our lease; False when it was lost (expired and taken by another fetcher)."""
+        stmt = (
+            sa.update(account_incoming)
+            .where(_ai.account_id == account_id, _ai.lease_owner == owner)
+            .values(lease_until=until)
+        )
+        return conn.execute(stmt).rowcount == 1
+
+    def release(
+        self, conn: sa.Connection, account_id: int, owner: str, next_fetch_at: datetime | None
+    ) -> None:
+        values: dict[str, Any] = {"lease_owner": None, "lease_until": None}
+        if next_fetch_at is not None:
+            values["next_fetch_at"] = next_fetch_at
+        conn.execute(
+            sa.update(account_incoming)
+            .where(_ai.account_id == account_id, _ai.lease_owner == owner)
+            .values(**values)
+        )
+
+    def health(self, conn: sa.Connection, account_id: int) -> Health:
+        row = conn.execute(
+            sa.select(
+                _ai.consecutive_failures, _ai.consecutive_auth_failures, _ai.fetch_failing_since
+            ).where(_ai.account_id == account_id)
+        ).first()
+        if row is None:
+            raise NotFound(f"account {account_id} has no incoming server")
+        return Health(row[0], row[1], row[2])
+
+    def record_run(
+        self,
+        conn: sa.Connection,
+        account_id: int,
+        health: Health,
+        *,
+        now: datetime,
+        ok: bool,
+        count: int,
+        error: str,
+        disable: bool,
+    ) -> None:
+        values: dict[str, Any] = {
+            "last_fetch_at": now,
+            "consecutive_failures": health.consecutive_failures,
+            "consecutive_auth_failures": health.consecutive_auth_failures,
+            "fetch_failing_since": health.failing_since,
+            "last_fetch_count": count,
+            "last_fetch_error": error,
+        }
+        if ok:
+            values["last_fetch_ok_at"] = now
+        if disable:
+            values["enabled"] = False
+        conn.execute(
+            sa.update(account_incoming).where(_ai.account_id == account_id).values(**values)
+        )
+
+    def status(self, conn: sa.Connection, account_id: int) -> dict[str, Any]:
+        """The fetch columns of one account (for health views)."""
+        row = conn.execute(
+            sa.select(
+                _ai.enabled,
+                _ai.next_fetch_at,
+                _ai.last_fetch_at,
+                _ai.last_fetch_ok_at,
+                _ai.fetch_failing_since,
+                _ai.consecutive_failures,
+                _ai.consecutive_auth_failures,
+                _ai.last_fetch_count,
+                _ai.last_fetch_error,
+            ).where(_ai.account_id == account_id)
+        ).first()
+        if row is None:
+            raise NotFound(f"account {account_id} has no incoming server")
+        return dict(row._mapping)
