@@ -15,11 +15,13 @@ from postroom.services.accounts import AccountService
 from postroom.services.audit import AuditService
 from postroom.services.log import SystemLogService
 from postroom.services.people import PeopleService
+from postroom.services.reports import ReportService
 from postroom.settings import Settings, load_settings, resolve_secret_keys
 from postroom.storage import engine as engine_mod
 from postroom.storage.accounts import AccountRepository
 from postroom.storage.audit import AuditRepository
 from postroom.storage.people import PeopleRepository
+from postroom.storage.reports import ReportRepository
 from postroom.storage.secrets import SecretBox
 
 
@@ -35,6 +37,7 @@ class Container:
     people: PeopleService
     audit: AuditService
     log: SystemLogService
+    reports: ReportService
     extras: dict[str, Any] = field(default_factory=dict)
 
     def migrate(self) -> None:
@@ -62,4 +65,5 @@ def build(settings: Settings | None = None) -> Container:
         people=PeopleService(engine, people_repo, account_repo, audit),
         audit=audit,
         log=SystemLogService(engine, audit_repo, settings.log_retention_days),
+        reports=ReportService(engine, ReportRepository()),
     )

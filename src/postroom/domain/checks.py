@@ -13,7 +13,7 @@ import poplib
 import smtplib
 import socket
 import ssl
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar

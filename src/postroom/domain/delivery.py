@@ -27,7 +27,7 @@ def classify_reply(code: int) -> ReplyClass:
         raise ValueError(f"not an SMTP reply code: {code}")
     if 200 <= code < 300:
         return ReplyClass.SUCCESS
-    if 500 <= code:
+    if code >= 500:
         return ReplyClass.PERMANENT
     return ReplyClass.TRANSIENT
 

@@ -389,7 +389,10 @@ class SmtpSession:
             mail = self._reply(smtp.mail(envelope_from, options))
             if mail.code != 250:
                 return self._abandon(
-                    [RecipientResult.from_reply(r, mail.code, mail.text, "mail") for r in recipients]
+                    [
+                        RecipientResult.from_reply(r, mail.code, mail.text, "mail")
+                        for r in recipients
+                    ]
                 )
             step = "rcpt_to"
             results = []
@@ -402,16 +405,15 @@ class SmtpSession:
             step = "data"
             start = self._reply(smtp.docmd("DATA"))
             if start.code != 354:
-                return self._abandon(
-                    [_final(r, start, accepted) for r in results], data=start
-                )
+                return self._abandon([_final(r, start, accepted) for r in results], data=start)
             smtp.send(payload)
         except errors.InvalidInput:
             raise
         except Exception as exc:
             self._drop()
-            context = ProbeContext("smtp", step, self.endpoint.host, self.endpoint.port,
-                                   self.endpoint.security)
+            context = ProbeContext(
+                "smtp", step, self.endpoint.host, self.endpoint.port, self.endpoint.security
+            )
             raise as_error(classify(exc, context), exc) from exc
         try:
             final = self._reply(smtp.getreply())
@@ -430,8 +432,9 @@ class SmtpSession:
             _expect(*smtp.rset(), 250)
         except Exception as exc:
             self._drop()
-            context = ProbeContext("smtp", "rset", self.endpoint.host, self.endpoint.port,
-                                   self.endpoint.security)
+            context = ProbeContext(
+                "smtp", "rset", self.endpoint.host, self.endpoint.port, self.endpoint.security
+            )
             raise as_error(classify(exc, context), exc) from exc
 
     def close(self) -> None:

@@ -149,14 +149,13 @@ class DeliveryService:
     ) -> list[DeliveryResult]:
         """Send a chunk over one connection; returns a result per message that was tried."""
         account = self._accounts.get_system(chunk.account_id)
-        target, failover_from = account, None
-        if not self._usable(account):
-            target = self._failover(account)
-            if target is None:
-                detail = f"account {account.name!r} cannot send (inactive, paused or no server)"
-                return self._defer_all(chunk.messages, owner, account.id, detail, None)
-            failover_from = account.id
-        return self._run(target, chunk.messages, owner, stop, failover_from, capture)
+        if self._usable(account):
+            return self._run(account, chunk.messages, owner, stop, None, capture)
+        backup = self._failover(account)
+        if backup is None:
+            detail = f"account {account.name!r} cannot send (inactive, paused or no server)"
+            return self._defer_all(chunk.messages, owner, account.id, detail, None)
+        return self._run(backup, chunk.messages, owner, stop, account.id, capture)
 
     def _run(
         self,

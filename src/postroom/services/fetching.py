@@ -18,15 +18,15 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
 from postroom.domain.accounts import Account, AfterImport, Incoming, IncomingProtocol
 from postroom.domain.inbox import (
-    CursorAction,
     Cursor,
+    CursorAction,
     FetchReport,
     Origin,
     StoreOutcome,
@@ -38,7 +38,7 @@ from postroom.domain.inbox import (
 )
 from postroom.errors import AuthFailed, Conflict, FetchError
 from postroom.protocols.endpoints import Endpoint, NetworkPolicy
-from postroom.protocols.imap import ImapMailbox
+from postroom.protocols.imap import FolderState, ImapMailbox
 from postroom.protocols.pop3 import Pop3Mailbox
 from postroom.services.accounts import AccountService
 from postroom.services.inbox import InboxService
@@ -63,6 +63,20 @@ def _chunks(items: Iterator[T], size: int) -> Iterator[list[T]]:
             batch = []
     if batch:
         yield batch
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """IMAPClient hands INTERNALDATE over as naive local time; make it aware UTC."""
+    if value is None:
+        return None
+    return value.astimezone(UTC)
+
+
+def _last_uid(box: ImapMailbox, folder: str, state: FolderState) -> int:
+    """The highest UID in use: UIDNEXT - 1, or searched when the server did not say."""
+    if state.uidnext is not None:
+        return state.uidnext - 1
+    return max(box.uids_since(folder, date(1970, 1, 1)), default=0)
 
 
 @dataclass
@@ -310,7 +324,8 @@ class FetchingService:
             for folder in incoming.folders or ("INBOX",):
                 cursor, start = self._imap_cursor(run, box, folder, incoming)
                 state = box.select(folder)
-                run.total = (run.total or 0) + max(state.uidnext - 1 - cursor.last_uid, 0)
+                if state.uidnext is not None:
+                    run.total = (run.total or 0) + max(state.uidnext - 1 - cursor.last_uid, 0)
                 messages = box.fetch_after(folder, cursor.last_uid, self._batch_size)
                 for fetched in _chunks(messages, self._batch_size):
                     batch, keep_uids, skipped, last_uid = [], [], 0, cursor.last_uid
@@ -318,7 +333,7 @@ class FetchingService:
                         if not is_new_uid(msg.uid, cursor.last_uid):
                             continue
                         last_uid = max(last_uid, msg.uid)
-                        if before_start(msg.internaldate, start):
+                        if before_start(_aware(msg.internaldate), start):
                             skipped += 1
                             continue
                         origin = Origin(
@@ -326,7 +341,7 @@ class FetchingService:
                             uid=msg.uid,
                             uidvalidity=cursor.uidvalidity,
                             flags=tuple(msg.flags),
-                            internaldate=msg.internaldate,
+                            internaldate=_aware(msg.internaldate),
                         )
                         batch.append(self._inbox.prepare(run.account_id, msg.raw, origin))
                         keep_uids.append(msg.uid)
@@ -359,10 +374,12 @@ class FetchingService:
         elif incoming.fetch_since is None:
             # First fetch, "from now on": everything already there is left alone. The start
             # (used only by a later resync) allows for the server's clock being a little behind.
-            cursor = Cursor(folder, state.uidvalidity, state.uidnext - 1, now - _CLOCK_SKEW)
+            cursor = Cursor(
+                folder, state.uidvalidity, _last_uid(box, folder, state), now - _CLOCK_SKEW
+            )
         else:
-            uids = box.uids_since(folder, since_search_date(incoming.fetch_since))
-            last = min(uids) - 1 if uids else state.uidnext - 1
+            uids = box.uids_since(folder, since_search_date(incoming.fetch_since).date())
+            last = min(uids) - 1 if uids else _last_uid(box, folder, state)
             cursor = Cursor(folder, state.uidvalidity, last, incoming.fetch_since)
         with self._engine.begin() as conn:
             self._repo.save_cursor(conn, run.account_id, cursor, now)

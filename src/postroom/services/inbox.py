@@ -176,7 +176,7 @@ class InboxService:
         if query.since and query.until and query.since > query.until:
             raise InvalidInput(fields={"since": "must not be after until"})
         with self._engine.begin() as conn:
-            items, total = self._repo.list(
+            items, total = self._repo.search(
                 conn, query, account_id=account_id, visible_team_ids=visible
             )
         return Page(items, total, query.offset, query.limit)

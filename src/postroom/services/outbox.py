@@ -8,6 +8,7 @@ mid-send the lease runs out and a worker finishes the job, so nothing is lost ei
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -119,7 +120,7 @@ class OutboxService:
         with self._engine.begin() as conn:
             return Submitted(self._repo.get(conn, message_id), created=True, result=result)
 
-    def submit_many(self, actor: Actor, drafts: list[Draft]) -> list[OutboxMessage]:
+    def submit_many(self, actor: Actor, drafts: Sequence[Draft]) -> Sequence[OutboxMessage]:
         """Queue many messages in one transaction: all are valid and stored, or none is.
 
         Bulk messages are always queued (never sent inside the request) and carry no
@@ -221,7 +222,7 @@ class OutboxService:
             raise InvalidInput(fields={"limit": "must be between 1 and 500 (offset ≥ 0)"})
         visible = None if actor.is_admin else actor.team_ids
         with self._engine.begin() as conn:
-            items, total = self._repo.list(conn, query, visible)
+            items, total = self._repo.page(conn, query, visible)
         return Page(items, total, query.offset, query.limit)
 
     def counts(self, actor: Actor, account_id: int | None = None) -> dict[str, int]:

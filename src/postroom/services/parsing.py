@@ -95,6 +95,9 @@ def _view(msg: EmailMessage) -> ParsedMessage:
                 inline=part.get_content_disposition() == "inline",
             )
         )
+    if text_part is None and html_part is None and msg.is_multipart():
+        broken = next((p for p in _leaves(msg) if p.is_multipart()), None)
+        text_part = broken  # a multipart without boundaries: show its body as text
     html = _text(html_part)
     return ParsedMessage(
         from_=next(iter(_addresses(msg, "from")), None),
@@ -120,8 +123,12 @@ def _leaves(part: Message) -> Iterator[Message]:
     """Depth-first leaves; an attached message/rfc822 counts as one leaf."""
     if part.is_multipart() and part.get_content_type() != "message/rfc822":
         payload = part.get_payload()
-        for child in payload if isinstance(payload, list) else ():
-            yield from _leaves(child)
+        if isinstance(payload, list):
+            for child in payload:
+                if isinstance(child, Message):
+                    yield from _leaves(child)
+        else:
+            yield part  # broken MIME: a multipart without its boundaries
     else:
         yield part
 
@@ -142,7 +149,12 @@ def _payload_bytes(part: Message) -> bytes:
     if part.get_content_type() == "message/rfc822":
         inner = part.get_payload()
         inner_msg = inner[0] if isinstance(inner, list) and inner else None
-        return inner_msg.as_bytes(policy=email.policy.compat32) if inner_msg else b""
+        if isinstance(inner_msg, Message):
+            return inner_msg.as_bytes(policy=email.policy.compat32)
+        return b""
+    if part.is_multipart():  # broken MIME: the undivided body, as it stands
+        body = part.get_payload()
+        return body.encode("utf-8", "surrogateescape") if isinstance(body, str) else b""
     data = part.get_payload(decode=True)
     return data if isinstance(data, bytes) else b""
 
@@ -187,7 +199,7 @@ def _addresses(msg: Message, name: str) -> tuple[Address, ...]:
         header = msg.get(name)
         if header is None:
             return ()
-        found = [(a.display_name, a.addr_spec) for a in header.addresses]
+        found = [(a.display_name, a.addr_spec) for a in getattr(header, "addresses", ())]
     except Exception:
         found = email.utils.getaddresses([_raw_header(msg, name)])
     return tuple(
@@ -198,7 +210,7 @@ def _addresses(msg: Message, name: str) -> tuple[Address, ...]:
 def _date(msg: Message) -> datetime | None:
     try:
         header = msg.get("date")
-        value = header.datetime if header is not None else None
+        value = getattr(header, "datetime", None)
     except Exception:
         try:
             value = email.utils.parsedate_to_datetime(_raw_header(msg, "date"))

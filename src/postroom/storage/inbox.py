@@ -226,7 +226,7 @@ class InboxRepository:
             for r in rows
         ]
 
-    def list(
+    def search(
         self,
         conn: sa.Connection,
         query: InboxQuery,

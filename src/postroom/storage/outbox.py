@@ -205,7 +205,7 @@ class OutboxRepository:
             raise NotFound(f"message {message_id} does not exist")
         return bytes(raw)
 
-    def list(
+    def page(
         self, conn: sa.Connection, query: OutboxQuery, visible_teams: frozenset[int] | None
     ) -> tuple[list[OutboxMessage], int]:
         """One page (newest first) and the total. `visible_teams` None means everything."""
@@ -305,7 +305,7 @@ class OutboxRepository:
             raise Conflict(f"message {message_id} is not leased to {owner}")
         return self._with_recipients(conn, self._claimed([row]))[0]
 
-    def _claimed(self, rows: Sequence[sa.Row[Any]]) -> list[ClaimedMessage]:
+    def _claimed(self, rows: Sequence[Any]) -> list[ClaimedMessage]:
         return [
             ClaimedMessage(
                 r.id,

@@ -17,8 +17,8 @@ import os
 import signal
 import socket
 import threading
-from datetime import timedelta
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from datetime import timedelta
 from types import FrameType
 from typing import Any
 
