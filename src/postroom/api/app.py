@@ -13,7 +13,20 @@ from postroom.wiring import Container
 
 # Each area's router module (api/routes/<area>.py exposing `router`). Add yours here.
 ROUTERS = [
+    "postroom.api.routes.outbox",
+    "postroom.api.routes.routing",
+    "postroom.api.routes.checks",
     "postroom.api.routes.health",
+    "postroom.api.routes.inbox",
+    "postroom.api.routes.accounts",
+    "postroom.api.routes.teams",
+    "postroom.api.routes.users",
+    "postroom.api.routes.tokens",
+    "postroom.api.routes.locations",
+    "postroom.api.routes.me",
+    "postroom.api.routes.logs",
+    "postroom.api.routes.audit",
+    "postroom.api.routes.reports",
 ]
 
 
@@ -42,4 +55,5 @@ def create_app(container: Container) -> FastAPI:
     app.add_middleware(BodyLimit, limit=container.settings.max_body_bytes)
     for name in ROUTERS:
         app.include_router(import_module(name).router)
+    import_module("postroom.web.app").mount(app, container)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -14,13 +15,15 @@ from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from postroom import errors
+from postroom.domain.people import Actor, Role
 from postroom.wiring import Container, build
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # one error, one line (scripts grep it)
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Exit codes that mean something to scripts.
@@ -38,6 +41,31 @@ def get_container() -> Container:
     container = build()
     container.migrate()
     return container
+
+
+def cli_actor() -> Actor:
+    """Who CLI commands act as: an admin named after the OS user, so the audit trail says who
+    ran them (the CLI has the database and the key; it is the operator's tool)."""
+    try:
+        name = getpass.getuser()
+    except (OSError, KeyError):  # no login name in some containers
+        name = "unknown"
+    return Actor(None, f"cli:{name}", Role.ADMIN)
+
+
+def read_secrets(*prompts: str) -> list[str]:
+    """One secret per prompt: asked without echo on a terminal, else one line of stdin each
+    (so a password never has to be on the command line, where `ps` and shell history see it)."""
+    values = []
+    for prompt in prompts:
+        if sys.stdin.isatty():
+            value = getpass.getpass(f"{prompt}: ")
+        else:
+            value = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+        if not value:
+            fail(f"{prompt}: nothing was given on stdin", EXIT_USAGE)
+        values.append(value)
+    return values
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
@@ -69,7 +97,7 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: s
     for col in columns:
         table.add_column(col.replace("_", " "))
     for row in rows:
-        table.add_row(*("" if row.get(c) is None else str(plain(row.get(c))) for c in columns))
+        table.add_row(*("" if row.get(c) is None else escape(str(plain(row.get(c)))) for c in columns))
     console.print(table)
 
 
@@ -86,7 +114,7 @@ def emit(data: Any, as_json: bool, columns: Sequence[str] | None = None, title: 
         for key, item in value.items():
             if isinstance(item, dict | list):
                 item = json.dumps(item)
-            console.print(f"[bold]{key.ljust(width)}[/]  {'' if item is None else item}", highlight=False)
+            console.print(f"[bold]{key.ljust(width)}[/]  {'' if item is None else escape(str(item))}", highlight=False)
     else:
         console.print(str(value))
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import typer
 
 from postroom import __version__
-from postroom.cli import db, serve
+from postroom.cli import accounts, db, logs, reports, secrets, serve, teams, tokens, users
+from postroom.cli import check as check_cli
+from postroom.cli import inbox as inbox_cli
+from postroom.cli import outbox as outbox_cli
 
 app = typer.Typer(
     name="postroom",
@@ -14,7 +17,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(db.app, name="db")
+app.add_typer(accounts.app, name="accounts")
+app.add_typer(users.app, name="users")
+app.add_typer(teams.app, name="teams")
+app.add_typer(tokens.app, name="tokens")
+app.add_typer(secrets.app, name="secrets")
+app.add_typer(logs.app, name="logs")
+app.add_typer(reports.app, name="report")
 app.command("serve")(serve.serve)
+app.add_typer(outbox_cli.app, name="outbox")
+app.add_typer(outbox_cli.route_app, name="route")
+app.command("send")(outbox_cli.send)
+app.command("worker")(outbox_cli.worker)
+app.command("check")(check_cli.check)
+app.add_typer(inbox_cli.app, name="inbox")
+app.command("fetch")(inbox_cli.fetch)
 
 
 @app.command()

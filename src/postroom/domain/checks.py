@@ -52,7 +52,7 @@ class Field(StrEnum):
     PORT = "port"
     SECURITY = "security"
     USERNAME = "username"
-    PASSWORD = "password"
+    PASSWORD = "password"  # noqa: S105 - a field name, not a secret
     FROM_ADDRESS = "from_address"
 
 
@@ -106,7 +106,7 @@ class CheckResult:
     field: Field | None = None
     tls: TlsDetails | None = None
     transcript: tuple[TranscriptEntry, ...] = ()
-    warnings: tuple[str, ...] = field(default=())
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form (enums as their values, datetimes as ISO 8601)."""
@@ -135,7 +135,7 @@ _PLAINTEXT_REPLY_REASONS = frozenset(
 )
 # X509_V_ERR_* codes (openssl/x509_vfy.h) that deserve their own hint.
 _CERT_EXPIRED, _SELF_SIGNED, _SELF_SIGNED_IN_CHAIN, _UNKNOWN_ISSUER = 10, 18, 19, 20
-_HOSTNAME_MISMATCH = 62
+_NAME_MISMATCH = frozenset({62, 64})  # X509_V_ERR_HOSTNAME_MISMATCH, _IP_ADDRESS_MISMATCH
 
 
 def exception_chain(exc: BaseException) -> list[BaseException]:
@@ -264,7 +264,7 @@ def is_disconnect(chain: list[BaseException]) -> bool:
 
 def _verify_failure(exc: ssl.SSLCertVerificationError, ctx: ProbeContext) -> Failure:
     code = exc.verify_code
-    if code == _HOSTNAME_MISMATCH:
+    if code in _NAME_MISMATCH:
         hint = f"the certificate is issued for other names than {ctx.host!r}; use the name it shows"
     elif code == _CERT_EXPIRED:
         hint = "the server's certificate has expired; the provider must renew it"

@@ -116,11 +116,17 @@ class Draft:
             (RecipientKind.BCC, self.bcc),
         ):
             for value in values:
-                address = parseaddr(value)[1]
+                address = ascii_address(parseaddr(value)[1])
                 if address.lower() not in seen:
                     seen.add(address.lower())
                     out.append((kind, address))
         return out
+
+
+def ascii_address(address: str) -> str:
+    """The address with an IDNA (punycode) domain, as SMTP without SMTPUTF8 needs it."""
+    local, _, domain = address.rpartition("@")
+    return f"{local}@{domain.encode('idna').decode('ascii')}"
 
 
 def injection_problem(value: str) -> str | None:
@@ -231,6 +237,13 @@ class RetryPolicy:
             return RetryDecision(True, None, f"gave up after {attempts} attempts: lifetime over")
         at = min(now + timedelta(seconds=self.delay_s(attempts)), expires_at)
         return RetryDecision(False, at, f"attempt {attempts} failed temporarily; retry at {at}")
+
+    def auth_hold_until(self, failing_since: datetime, last_failure: datetime) -> datetime:
+        """When an account whose login fails may try again: the wait grows with how long it has
+        been failing (initial, then about doubling, capped at max), so a locked-out mailbox
+        sees one login per interval however much mail is waiting."""
+        elapsed = (last_failure - failing_since).total_seconds()
+        return last_failure + timedelta(seconds=min(max(elapsed, self.initial_s), self.max_s))
 
 
 def settle(statuses: list[RecipientStatus]) -> MessageStatus:

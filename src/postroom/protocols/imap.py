@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
@@ -34,6 +34,9 @@ from postroom.protocols.wire import (
     tls_established,
     wrap_tls,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 FETCH_ITEMS = [b"BODY.PEEK[]", b"FLAGS", b"INTERNALDATE", b"RFC822.SIZE"]
 
@@ -60,10 +63,11 @@ class _WireIMAP4(imaplib.IMAP4):
         self._wire.info(f"server literal: {len(data)} bytes")
         return data
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: Buffer) -> None:
+        chunk = bytes(data)
         self._wire.arm(self.sock)
-        self._wire.sent(data)
-        super().send(data)
+        self._wire.sent(chunk)
+        super().send(chunk)
 
 
 class _WireClient(IMAPClient):  # type: ignore[misc]
@@ -80,11 +84,19 @@ class _WireClient(IMAPClient):  # type: ignore[misc]
         )
         self.normalise_times = False  # keep INTERNALDATE's own offset (aware datetimes)
 
-    def _create_IMAP4(self) -> imaplib.IMAP4:
+    def _create_IMAP4(self) -> imaplib.IMAP4:  # noqa: N802 - IMAPClient's hook
         return _WireIMAP4(self._wire, self._connected, self.host)
 
 
 def _not_imap(exc: imaplib.IMAP4.error, port: int) -> ProbeFailed:
+    if "BYE" in str(exc):
+        return ProbeFailed(
+            Failure(
+                ErrorClass.UNEXPECTED_REPLY,
+                f"the server refused the session: {exc}",
+                "the server is busy or does not accept connections from this address",
+            )
+        )
     return ProbeFailed(
         Failure(
             ErrorClass.PROTOCOL_ERROR,
@@ -115,9 +127,9 @@ def _handshake(probe: Probe, policy: NetworkPolicy) -> _WireClient:
         with probe.step("greeting") as note:
             try:
                 client = _WireClient(wire, sock)
-            except imaplib.IMAP4.abort:
-                raise
             except imaplib.IMAP4.error as exc:
+                if "EOF" in str(exc) or "socket error" in str(exc):
+                    raise  # the peer hung up: classified as a disconnect
                 raise _not_imap(exc, endpoint.port) from exc
             note.message = _text(client.welcome)
         if endpoint.security is Security.STARTTLS:
@@ -279,7 +291,8 @@ class ImapMailbox:
     `open_deadline_s` bounds the login; afterwards each read is bounded by the endpoint's
     timeout only (a large mailbox may take long, but never stalls silently). Failures raise
     Postroom protocol errors (ConnectFailed, ProtocolTimeout, TlsFailed, AuthFailed,
-    ProtocolError).
+    ProtocolError). `transcript` records the whole conversation; without one only the login
+    is recorded (in `handshake`).
     """
 
     def __init__(
@@ -311,6 +324,7 @@ class ImapMailbox:
             raise probe.error() from probe.exception
         self.handshake = probe.result()
         probe.wire.deadline = Deadline(None)
+        probe.wire.transcript = self._transcript  # None: only the handshake was recorded
 
     def close(self) -> None:
         """LOGOUT (which also expunges nothing: deletions are explicit)."""

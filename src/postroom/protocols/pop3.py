@@ -29,6 +29,8 @@ from postroom.protocols.wire import (
     wrap_tls,
 )
 
+MAX_LINE = 2048  # poplib's limit; RFC 1939 §3 allows 512 octets per response line
+
 
 class _WirePOP3(poplib.POP3):
     """poplib over our socket; `_putline`/`_getline` are poplib's single I/O funnel."""
@@ -41,23 +43,27 @@ class _WirePOP3(poplib.POP3):
     def _create_socket(self, timeout: float | None) -> socket.socket:
         return self._connected
 
+    # Same contract as poplib's own: send one line; return one line without its line end.
     def _putline(self, line: bytes) -> None:
         self._wire.arm(self.sock)
         self._wire.sent(line + b"\r\n")
-        super()._putline(line)
+        self.sock.sendall(line + b"\r\n")
 
     def _getline(self) -> tuple[bytes, int]:
         self._wire.arm(self.sock)
-        try:
-            line, octets = super()._getline()
-        except poplib.error_proto as exc:
-            if "line too long" in str(exc):
-                raise errors.ProtocolError(
-                    f"the server sent a line longer than {poplib._MAXLINE} bytes"
-                ) from exc
-            raise
+        line = self.file.readline(MAX_LINE + 1)
+        if len(line) > MAX_LINE:
+            raise errors.ProtocolError(f"the server sent a line longer than {MAX_LINE} bytes")
+        if not line:
+            raise poplib.error_proto("-ERR EOF")
         self._wire.received(line)
-        return line, octets
+        octets = len(line)
+        # Servers send any mix of CR and LF (poplib tolerates the same).
+        if line.endswith(b"\r\n"):
+            return line[:-2], octets
+        if line.startswith(b"\r"):
+            return line[1:-1], octets
+        return line[:-1], octets
 
 
 def _error_text(exc: poplib.error_proto) -> str:
@@ -236,7 +242,9 @@ class Pop3Mailbox:
         # leaving the block sends QUIT: only now are the deleted messages removed
 
     Leaving the block always QUITs, even on an exception: delete only what is already stored,
-    and those deletions are then the right ones to commit.
+    and those deletions are then the right ones to commit (`abort()` discards them instead).
+    `transcript` records the whole conversation; without one only the login is recorded
+    (in `handshake`). Failures raise Postroom protocol errors.
     """
 
     def __init__(
@@ -267,6 +275,7 @@ class Pop3Mailbox:
             raise probe.error() from probe.exception
         self.handshake = probe.result()
         probe.wire.deadline = Deadline(None)
+        probe.wire.transcript = self._transcript  # None: only the handshake was recorded
 
     def stat(self) -> tuple[int, int]:
         """(message count, total size in bytes)."""
@@ -305,6 +314,12 @@ class Pop3Mailbox:
                 self._pop = None
 
     close = quit
+
+    def abort(self) -> None:
+        """Drop the connection without QUIT: the server forgets every DELE of this session."""
+        pop, self._pop = self._pop, None
+        if pop is not None:
+            pop.close()
 
     def __enter__(self) -> Pop3Mailbox:
         self.open()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 from postroom import errors
@@ -113,10 +113,8 @@ class Probe:
 
     def run(self, body: Callable[[Probe], None]) -> CheckResult:
         """Run `body`; a failed step ends it early. Returns the result either way."""
-        try:
+        with suppress(StepFailed):
             body(self)
-        except StepFailed:
-            pass
         return self.result()
 
     def result(self) -> CheckResult:

@@ -11,6 +11,7 @@ before the final "." aborts the transaction (RFC 5321 §3.8, §4.1.1.4) and noth
 
 from __future__ import annotations
 
+import contextlib
 import re
 import smtplib
 import socket
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from postroom import errors
 from postroom.domain.accounts import Security
@@ -37,6 +38,9 @@ from postroom.protocols.wire import (
     tls_established,
     wrap_tls,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 # One reply longer than this is a hostile or broken server, not a long EHLO list.
 MAX_REPLY_LINES = 1000
@@ -73,12 +77,15 @@ class _WireSMTP(smtplib.SMTP):
         self._wire = wire
         self._connected = sock
         super().__init__(local_hostname=local_hostname, timeout=wire.endpoint.timeout_s)
+        # starttls() sends SNI and checks the certificate against _host; connect() does not set
+        # it (only the constructor does), and we never let the constructor connect.
+        self._host = wire.endpoint.host
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         return self._connected
 
-    def send(self, s: str | bytes) -> None:
-        data = s.encode(self.command_encoding) if isinstance(s, str) else s
+    def send(self, s: Buffer | str) -> None:
+        data = s.encode(self.command_encoding) if isinstance(s, str) else bytes(s)
         if self.sock is not None:
             self._wire.arm(self.sock)
             self._wire.sent(data)
@@ -109,7 +116,7 @@ def _ehlo(smtp: _WireSMTP) -> str:
         if code != 250:
             raise errors.ReplyError(code=code, text=_text(text))
         return "the server does not speak ESMTP (HELO accepted)"
-    features = [f"{k.upper()} {v}".strip() for k, v in smtp.esmtp_features.items()]
+    features = [f"{k.upper()} {v.strip()}".strip() for k, v in smtp.esmtp_features.items()]
     return "extensions: " + (", ".join(features) or "none")
 
 
@@ -180,6 +187,7 @@ def _handshake(probe: Probe, policy: NetworkPolicy) -> _WireSMTP:
                         )
                     )
                 smtp.starttls(context=tls_context(endpoint))
+                assert smtp.sock is not None  # starttls() raises when the link is gone
                 probe.record_tls(tls_established(smtp.sock, wire))
                 note.message = tls.summary(probe.tls) if probe.tls else ""
             with probe.step("ehlo") as note:
@@ -337,7 +345,8 @@ class SmtpSession:
     DestinationRefused; `handshake` keeps its CheckResult (steps + transcript) for logging.
     `send()` returns a SendOutcome for anything the server *said*, and raises (after closing
     the connection) when the conversation broke before the final ".".
-    `operation_deadline_s` bounds open() and each send() separately.
+    `operation_deadline_s` bounds open() and each send() separately. `transcript` records the
+    whole conversation; without one only the handshake is recorded (in `handshake`).
     """
 
     def __init__(
@@ -373,19 +382,26 @@ class SmtpSession:
             raise probe.error() from probe.exception
         self.handshake = probe.result()
         self._wire = probe.wire
+        self._wire.transcript = self._transcript
 
     def send(self, envelope_from: str, recipients: Sequence[str], raw: bytes) -> SendOutcome:
         if not recipients:
             raise errors.InvalidInput(fields={"recipients": "at least one recipient is needed"})
         _check_addresses([envelope_from, *recipients])
-        smtp, wire = self._require_open()
-        wire.deadline = Deadline(self._deadline_s)
+        smtp, wire = self._begin()
         payload = _dot_stuffed(raw)
+        options = [f"SIZE={len(payload)}"] if smtp.has_extn("size") else []
+        if smtp.has_extn("8bitmime") and not raw.isascii():
+            options.append("BODY=8BITMIME")
+        if not all(a.isascii() for a in [envelope_from, *recipients]):
+            if not smtp.has_extn("smtputf8"):  # RFC 6531: UTF-8 addresses need SMTPUTF8
+                raise errors.InvalidInput(
+                    fields={"recipients": "the server cannot take non-ASCII addresses"}
+                )
+            options.append("SMTPUTF8")
+            smtp.command_encoding = "utf-8"
         step = "mail_from"
         try:
-            options = [f"SIZE={len(payload)}"] if smtp.has_extn("size") else []
-            if smtp.has_extn("8bitmime") and not raw.isascii():
-                options.append("BODY=8BITMIME")
             mail = self._reply(smtp.mail(envelope_from, options))
             if mail.code != 250:
                 return self._abandon(
@@ -407,8 +423,6 @@ class SmtpSession:
             if start.code != 354:
                 return self._abandon([_final(r, start, accepted) for r in results], data=start)
             smtp.send(payload)
-        except errors.InvalidInput:
-            raise
         except Exception as exc:
             self._drop()
             context = ProbeContext(
@@ -427,7 +441,7 @@ class SmtpSession:
 
     def reset(self) -> None:
         """RSET: abandon a half-done transaction and keep the connection."""
-        smtp, _ = self._require_open()
+        smtp, _ = self._begin()
         try:
             _expect(*smtp.rset(), 250)
         except Exception as exc:
@@ -441,10 +455,9 @@ class SmtpSession:
         """QUIT politely; a server that already left is not an error."""
         if self._smtp is None:
             return
-        try:
-            self._smtp.quit()
-        except (smtplib.SMTPException, OSError, errors.ProtocolError):
-            pass
+        with contextlib.suppress(smtplib.SMTPException, OSError, errors.ProtocolError):
+            smtp, _ = self._begin()
+            smtp.quit()
         self._drop()
 
     def __enter__(self) -> SmtpSession:
@@ -456,9 +469,11 @@ class SmtpSession:
     ) -> None:
         self.close()
 
-    def _require_open(self) -> tuple[_WireSMTP, Wire]:
+    def _begin(self) -> tuple[_WireSMTP, Wire]:
+        """Start an operation: the session must be open; the deadline starts now."""
         if self._smtp is None or self._wire is None:
             raise errors.ConnectFailed("the SMTP session is not open")
+        self._wire.deadline = Deadline(self._deadline_s)
         return self._smtp, self._wire
 
     @staticmethod
@@ -474,10 +489,9 @@ class SmtpSession:
         if 421 in codes:  # the server is closing the channel (RFC 5321 §3.8)
             self._drop()
         else:
-            try:
+            # If RSET fails the next open() starts afresh; this message's outcome is known.
+            with contextlib.suppress(errors.ProtocolError):
                 self.reset()
-            except errors.ProtocolError:
-                pass  # the next open() starts afresh; this message's outcome is known
         return SendOutcome(tuple(results), data=data)
 
     def _drop(self) -> None:

@@ -10,7 +10,6 @@ import ssl
 from datetime import UTC, datetime
 
 from cryptography import x509
-from cryptography.x509.oid import ExtensionOID
 
 from postroom.domain.checks import TlsDetails
 
@@ -45,7 +44,7 @@ def describe(sock: ssl.SSLSocket, *, now: datetime | None = None) -> TlsDetails:
         return details
     cert = x509.load_der_x509_certificate(der)
     try:
-        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         sans = tuple(
             [*san.get_values_for_type(x509.DNSName)]
             + [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]

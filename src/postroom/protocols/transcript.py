@@ -176,6 +176,8 @@ class Transcript:
 
     def client(self, data: bytes) -> None:
         """Record bytes the client sent (one or more lines, or a data chunk)."""
+        if not data.strip(b"\r\n"):
+            return  # a bare CRLF, e.g. the one imaplib sends after a literal
         summary = self._redactor.client_chunk(data)
         if summary is not None:
             self._add("client", summary)

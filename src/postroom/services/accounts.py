@@ -8,7 +8,7 @@ without its trail, nor a half-written account.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields, replace
 from datetime import datetime
 from typing import Any, Literal
@@ -275,6 +275,11 @@ class AccountService:
         """last_check_at, last_ok_at, failing_since, last_error."""
         with self._engine.begin() as conn:
             return self._repo.health(conn, account_id)
+
+    def health_of(self, account_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """`health()` of many accounts in one query, for list pages (ids the caller has read)."""
+        with self._engine.begin() as conn:
+            return self._repo.health_of(conn, account_ids)
 
     # -- connection details for the protocol layers ------------------------------------------------
 

@@ -15,8 +15,9 @@ Each result is committed right after the server's answer, with a system-log row 
 
 from __future__ import annotations
 
+import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -68,6 +69,39 @@ class DeliveryResult:
     detail: str
     account_id: int
     transcript: list[dict[str, object]] = field(default_factory=list)
+
+
+class _Recorder:
+    """Writes results on its own thread, in order, one transaction per message, while the
+    session already sends the next message (the database round trip no longer adds to the
+    SMTP one). A crash loses at most the few results still queued; those messages are still
+    leased as 'sending', i.e. in flight, and are re-sent with the same Message-ID."""
+
+    def __init__(self, depth: int = 16) -> None:
+        self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._loop, name="delivery-recorder", daemon=True)
+        self._thread.start()
+
+    def put(self, job: Callable[[], None]) -> None:
+        if self._error is not None:
+            raise self._error
+        self._jobs.put(job)
+
+    def close(self) -> None:
+        """Wait until every queued result is committed; re-raise a write failure."""
+        self._jobs.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def _loop(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            if self._error is None:
+                try:
+                    job()
+                except BaseException as exc:  # surfaced by put()/close() on the sender's side
+                    self._error = exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,11 +202,32 @@ class DeliveryService:
     ) -> list[DeliveryResult]:
         out = account.outgoing
         assert out is not None
-        if out.transport is Transport.SENDMAIL:
-            return [
-                self._sendmail(account, m, owner, failover_from)
-                for m in self._go_ahead(account, messages, owner, stop)
-            ]
+        recorder = _Recorder()
+        try:
+            if out.transport is Transport.SENDMAIL:
+                return [
+                    self._sendmail(account, m, owner, failover_from, recorder)
+                    for m in self._go_ahead(account, messages, owner, stop)
+                ]
+            return self._smtp(account, messages, owner, stop, failover_from, capture, recorder)
+        finally:
+            recorder.close()
+
+    def _smtp(
+        self,
+        account: Account,
+        messages: Sequence[ClaimedMessage],
+        owner: str,
+        stop: threading.Event | None,
+        failover_from: int | None,
+        capture: bool,
+        recorder: _Recorder,
+    ) -> list[DeliveryResult]:
+        hold = self._auth_hold(account)
+        if hold is not None:
+            with self._engine.begin() as conn:
+                self._repo.release(conn, [m.id for m in messages], owner, utcnow(), hold)
+            return []
         transcript = Transcript("smtp") if capture or account.debug else None
         results: list[DeliveryResult] = []
         session: SmtpSession | None = None
@@ -182,12 +237,22 @@ class DeliveryService:
                     try:
                         session = self._open(account, message, transcript)
                     except errors.PostroomError as exc:
-                        rest = [m for m in messages if m.id >= message.id]
+                        rest = list(messages[messages.index(message) :])
                         return results + self._open_failed(
-                            account, rest, owner, stop, failover_from, capture, exc, transcript
+                            account,
+                            rest,
+                            owner,
+                            stop,
+                            failover_from,
+                            capture,
+                            exc,
+                            transcript,
+                            recorder,
                         )
                 results.append(
-                    self._send(session, account, message, owner, failover_from, transcript)
+                    self._send(
+                        session, account, message, owner, failover_from, transcript, recorder
+                    )
                 )
         finally:
             if session is not None:
@@ -281,6 +346,7 @@ class DeliveryService:
         capture: bool,
         exc: errors.PostroomError,
         transcript: Transcript | None,
+        recorder: _Recorder,
     ) -> list[DeliveryResult]:
         """Connect/auth failed: flag auth trouble, try the failover account, else defer all."""
         if isinstance(exc, errors.AuthFailed):
@@ -299,7 +365,20 @@ class DeliveryService:
                     )
                 return self._run(backup, messages, owner, stop, account.id, capture)
         trail = transcript.to_dicts() if transcript is not None else None
-        return self._defer_all(messages, owner, account.id, exc.message, trail, failover_from)
+        outcome = "auth_failed" if isinstance(exc, errors.AuthFailed) else "deferred"
+        return self._defer_all(
+            messages, owner, account.id, exc.message, trail, failover_from, outcome, recorder
+        )
+
+    def _auth_hold(self, account: Account) -> datetime | None:
+        """While the account's login fails, the time before which no login is tried again."""
+        with self._engine.begin() as conn:
+            since = self._repo.auth_failing_since(conn, account.id)
+            last = self._repo.last_attempt_at(conn, account.id, "auth_failed")
+        if since is None or last is None:
+            return None
+        hold = self._policy.auth_hold_until(since, last)
+        return hold if hold > utcnow() else None
 
     def _flag_auth_failure(self, account: Account, exc: errors.PostroomError) -> None:
         """Mark the account and move all its waiting mail to the next backoff step, so the
@@ -308,6 +387,7 @@ class DeliveryService:
         with self._engine.begin() as conn:
             since = self._repo.auth_failing_since(conn, account.id)
             if since is None:
+                since = now
                 self._repo.set_auth_failing(conn, account.id, now)
                 self._log.notify(
                     "error",
@@ -315,9 +395,8 @@ class DeliveryService:
                     account_id=account.id,
                     conn=conn,
                 )
-            elapsed = (now - since).total_seconds() if since else 0.0
-            delay = min(max(elapsed, self._policy.initial_s), self._policy.max_s)
-            self._repo.postpone_account(conn, account.id, now + timedelta(seconds=delay))
+            hold = self._policy.auth_hold_until(since, now)
+            self._repo.postpone_account(conn, account.id, hold)
             self._log.write(
                 "SMTP Auth",
                 "error",
@@ -335,6 +414,7 @@ class DeliveryService:
         owner: str,
         failover_from: int | None,
         transcript: Transcript | None,
+        recorder: _Recorder,
     ) -> DeliveryResult:
         started = utcnow()
         mark = len(transcript.entries) if transcript is not None else 0
@@ -359,6 +439,7 @@ class DeliveryService:
                 started,
                 failover_from,
                 trail,
+                recorder,
             )
         updates, detail, code = _updates(message, outcome)
         trail = transcript.to_dicts()[mark:] if transcript is not None else None
@@ -373,10 +454,16 @@ class DeliveryService:
             started,
             failover_from,
             trail,
+            recorder,
         )
 
     def _sendmail(
-        self, account: Account, message: ClaimedMessage, owner: str, failover_from: int | None
+        self,
+        account: Account,
+        message: ClaimedMessage,
+        owner: str,
+        failover_from: int | None,
+        recorder: _Recorder,
     ) -> DeliveryResult:
         out = account.outgoing
         assert out is not None
@@ -384,7 +471,11 @@ class DeliveryService:
         addresses = [r.address for r in message.recipients]
         try:
             result = send_via_sendmail(
-                out.sendmail_path, message.raw, addresses, timeout_s=out.timeout_s
+                out.sendmail_path,
+                message.raw,
+                addresses,
+                sender=message.envelope_from,
+                timeout_s=out.timeout_s,
             )
             status = (
                 RecipientStatus.SENT
@@ -398,7 +489,17 @@ class DeliveryService:
             status, detail = RecipientStatus.DEFERRED, exc.message
         updates = [RecipientUpdate(r.id, status, None, "", detail) for r in message.recipients]
         return self._record(
-            message, owner, account, updates, "", None, detail, started, failover_from, None
+            message,
+            owner,
+            account,
+            updates,
+            "",
+            None,
+            detail,
+            started,
+            failover_from,
+            None,
+            recorder,
         )
 
     def _defer_all(
@@ -409,6 +510,8 @@ class DeliveryService:
         detail: str,
         transcript: list[dict[str, object]] | None,
         failover_from: int | None = None,
+        outcome: str = "deferred",
+        recorder: _Recorder | None = None,
     ) -> list[DeliveryResult]:
         account = self._accounts.get_system(account_id)
         started = utcnow()
@@ -421,12 +524,13 @@ class DeliveryService:
                     RecipientUpdate(r.id, RecipientStatus.DEFERRED, None, "", detail)
                     for r in m.recipients
                 ],
-                "deferred",
+                outcome,
                 None,
                 detail,
                 started,
                 failover_from,
                 transcript,
+                recorder,
             )
             for m in messages
         ]
@@ -443,8 +547,10 @@ class DeliveryService:
         started: datetime,
         failover_from: int | None,
         transcript: list[dict[str, object]] | None,
+        recorder: _Recorder | None = None,
     ) -> DeliveryResult:
-        """Settle the message, apply the retry policy, commit, and log — one transaction."""
+        """Settle the message and apply the retry policy now; commit the result and its log
+        row in one transaction, through `recorder` when given (see _Recorder)."""
         now = utcnow()
         status = settle([u.status for u in updates])
         next_at = None
@@ -476,32 +582,50 @@ class DeliveryService:
             failover_from=failover_from,
             transcript=transcript,
         )
-        with self._engine.begin() as conn:
-            written = self._repo.finish(
-                conn,
-                message.id,
-                owner,
-                status=status,
-                recipients=updates,
-                attempt=attempt,
-                now=now,
-                next_attempt_at=next_at,
-                last_error="" if status is MessageStatus.SENT else detail,
-            )
-            if written:
-                level = {MessageStatus.SENT: "info", MessageStatus.DEFERRED: "warning"}.get(
-                    status, "error"
-                )
-                self._log.write(
-                    "Outgoing",
-                    level,
-                    f"message {message.id} {message.message_id} {status.value}: {detail}",
-                    account_id=account.id,
-                    action=f"message_{status.value}",
-                    transcript=transcript if account.debug else None,
-                    conn=conn,
-                )
+
+        def write() -> None:
+            with self._engine.begin() as conn:
+                self._write(conn, message, owner, account, status, updates, attempt, next_at)
+
+        if recorder is None:
+            write()
+        else:
+            recorder.put(write)
         return DeliveryResult(message.id, status, detail, account.id, transcript or [])
+
+    def _write(
+        self,
+        conn: sa.Connection,
+        message: ClaimedMessage,
+        owner: str,
+        account: Account,
+        status: MessageStatus,
+        updates: list[RecipientUpdate],
+        attempt: AttemptRecord,
+        next_at: datetime | None,
+    ) -> None:
+        written = self._repo.finish(
+            conn,
+            message.id,
+            owner,
+            status=status,
+            recipients=updates,
+            attempt=attempt,
+            now=utcnow(),
+            next_attempt_at=next_at,
+            last_error="" if status is MessageStatus.SENT else attempt.detail,
+        )
+        if written:
+            level = {MessageStatus.SENT: "info", MessageStatus.DEFERRED: "warning"}
+            self._log.write(
+                "Outgoing",
+                level.get(status, "error"),
+                f"message {message.id} {message.message_id} {status.value}: {attempt.detail}",
+                account_id=account.id,
+                action=f"message_{status.value}",
+                transcript=attempt.transcript if account.debug else None,
+                conn=conn,
+            )
 
     # -- accounts ------------------------------------------------------------------------------
 

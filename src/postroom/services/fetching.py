@@ -89,6 +89,7 @@ class _Run:
     counts: dict[StoreOutcome, int] = field(default_factory=lambda: dict.fromkeys(StoreOutcome, 0))
     handled: int = 0
     total: int | None = None
+    folders: list[str] = field(default_factory=list)
 
     def add(self, outcomes: list[StoreOutcome]) -> None:
         for outcome in outcomes:
@@ -290,6 +291,7 @@ class FetchingService:
             error=error,
             auth_failure=auth,
             disabled_reason=reason or "",
+            folders=tuple(run.folders),
         )
 
     def _commit(
@@ -322,6 +324,7 @@ class FetchingService:
     def _fetch_imap(self, run: _Run, incoming: Incoming, endpoint: Endpoint) -> None:
         with ImapMailbox(endpoint, policy=self._policy) as box:
             for folder in incoming.folders or ("INBOX",):
+                run.folders.append(folder)
                 cursor, start = self._imap_cursor(run, box, folder, incoming)
                 state = box.select(folder)
                 if state.uidnext is not None:

@@ -72,7 +72,7 @@ class InboxService:
 
     def prepare(self, account_id: int, raw: bytes, origin: Origin) -> NewMessage:
         """Write the raw bytes to the raw store, then parse them; never raises for bad mail."""
-        ref = self.raw_store.put(raw)
+        ref = self.raw_store.put(raw, deferred=True)  # made durable by record()
         parsed, reason = _parse(raw, ref.size, self._max_bytes)
         return NewMessage(
             account_id=account_id,
@@ -85,7 +85,9 @@ class InboxService:
         )
 
     def record(self, conn: sa.Connection, batch: Sequence[NewMessage]) -> list[StoreOutcome]:
-        """Insert a prepared batch in `conn`'s transaction; duplicates are skipped, not errors."""
+        """Insert a prepared batch in `conn`'s transaction; duplicates are skipped, not errors.
+        The raw files are flushed to disk first, so no committed row points at a lost file."""
+        self.raw_store.sync(new.raw for new in batch)
         ids = self._repo.insert_messages(conn, batch)
         return [
             StoreOutcome.DUPLICATE

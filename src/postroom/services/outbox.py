@@ -158,7 +158,7 @@ class OutboxService:
                 action="bulk_queued",
                 conn=conn,
             )
-            return [self._repo.get(conn, i, details=False) for i in ids]
+            return self._repo.summaries(conn, ids)
 
     def _route(self, actor: Actor, draft: Draft) -> Account:
         with self._engine.begin() as conn:
@@ -263,10 +263,10 @@ class OutboxService:
 
     def _visible(self, conn: sa.Connection, actor: Actor, message: OutboxMessage) -> int | None:
         """The message's account team, or NotFound when the actor may not see it."""
-        account = self._accounts.get_system(message.account_id)
-        if not (actor.can_read(account.team_id) or message.sender_user_id == actor.user_id):
+        team_id = self._repo.account_team(conn, message.account_id)
+        if not (actor.can_read(team_id) or message.sender_user_id == actor.user_id):
             raise NotFound(f"message {message.id} does not exist")
-        return account.team_id
+        return team_id
 
     def _own(self, actor: Actor, message: OutboxMessage) -> OutboxMessage:
         if message.sender_user_id != actor.user_id:

@@ -2,10 +2,12 @@
 
 Real-world mail breaks parsers: `email.message_from_bytes(policy=default)` and its header objects
 raise on some malformed headers, charsets can be unknown, bodies can hold NULs (which PostgreSQL
-text refuses) and 8-bit bytes can sit in headers. Every header is therefore read through the
-policy first and, when that raises, from the raw header text; every string is cleaned. What still
-cannot be read raises `Unparseable`, and the caller quarantines the message with that reason —
-the raw bytes are stored before any of this runs.
+text refuses) and 8-bit bytes can sit in headers. So the MIME structure is read with the lenient
+`compat32` policy (which builds no header objects — also several times faster) and every header
+is decoded here from its raw text: addresses split before RFC 2047 words are decoded (so an
+encoded comma cannot split a name), unknown charsets fall back to UTF-8, every string is cleaned.
+What still cannot be read raises `Unparseable`; the caller quarantines the message with that
+reason — the raw bytes are stored before any of this runs.
 
 Attachments are the non-body leaves of the MIME tree, numbered in a depth-first walk in which an
 attached message (message/rfc822) is one leaf; `extract_part` finds a leaf again by that number.
@@ -13,19 +15,25 @@ attached message (message/rfc822) is one leaf; `extract_part` finds a leaf again
 
 from __future__ import annotations
 
+import contextlib
 import email
+import email.header
 import email.policy
 import email.utils
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.message import EmailMessage, Message
+from email.message import Message
+from functools import partial
 
 import nh3
 
 from postroom.domain.inbox import Address, AttachmentInfo, ParsedMessage, normalise_message_id
+from postroom.services import mimescan
 
-_BODY_TYPES = ("text/plain", "text/html")
 _MAX_TEXT = 2 * 1024 * 1024  # characters kept of a text or HTML body
+LARGE = 4 * 1024 * 1024  # from this size on, bodies are not copied (services/mimescan.py)
+_POLICY = email.policy.compat32
 
 
 class Unparseable(Exception):
@@ -46,26 +54,41 @@ def clean(value: object) -> str:
     return data.decode("utf-8", "replace").replace("\x00", "")
 
 
-def parse_message(raw: bytes) -> ParsedMessage:
-    """The parsed view of `raw`. Raises Unparseable with a reason; never anything else."""
+def decode_words(value: str) -> str:
+    """A header value with RFC 2047 encoded words decoded, cleaned and unfolded."""
+    text = clean(value)
+    if "=?" in text:
+        # An unknown charset or broken base64 leaves the words as they stand.
+        with contextlib.suppress(Exception):
+            text = clean(str(email.header.make_header(email.header.decode_header(text))))
+    return " ".join(text.split())
+
+
+def parse_message(raw: bytes, *, large: int = LARGE) -> ParsedMessage:
+    """The parsed view of `raw`. Raises Unparseable with a reason; never anything else.
+
+    Messages of `large` bytes or more are read with the range scanner (services/mimescan.py),
+    which never copies their bodies; smaller ones with the stdlib parser.
+    """
     try:
-        msg = email.message_from_bytes(raw, policy=email.policy.default)
-        if not msg.keys():
+        top, leaves = _structure(raw, large)
+        if not top.keys():
             raise Unparseable("no header section: the data does not look like an e-mail message")
-        return _view(msg)
+        return _view(top, leaves)
     except Unparseable:
         raise
     except Exception as exc:  # the stdlib parser has no single error type; any failure quarantines
         raise Unparseable(f"parse error: {type(exc).__name__}: {clean(exc)[:500]}") from exc
 
 
-def extract_part(raw: bytes, index: int) -> tuple[str, str, bytes]:
-    """(filename, content type, decoded bytes) of leaf `index` of the walk; LookupError if none."""
-    msg = email.message_from_bytes(raw, policy=email.policy.default)
-    for i, part in enumerate(_leaves(msg)):
-        if i == index:
-            return _filename(part), part.get_content_type(), _payload_bytes(part)
-    raise LookupError(index)
+def extract_part(raw: bytes, index: int, *, large: int = LARGE) -> tuple[str, str, bytes]:
+    """(filename, content type, decoded bytes) of leaf `index` of the walk; LookupError if none.
+    `large` must be what the message was parsed with, so the numbering is the same."""
+    _top, leaves = _structure(raw, large)
+    if not 0 <= index < len(leaves):
+        raise LookupError(index)
+    leaf = leaves[index]
+    return _filename(leaf.msg), leaf.msg.get_content_type(), leaf.payload()
 
 
 def sanitize_html(html: str) -> str:
@@ -76,41 +99,75 @@ def sanitize_html(html: str) -> str:
 # internals -------------------------------------------------------------------------------------
 
 
-def _view(msg: EmailMessage) -> ParsedMessage:
-    text_part = _body_part(msg, "plain")
-    html_part = _body_part(msg, "html")
-    attachments = []
-    for index, part in enumerate(_leaves(msg)):
-        if part is text_part or part is html_part:
-            continue
-        if part.get_content_type() in _BODY_TYPES and not _is_attachment(part):
-            continue  # an alternative body that lost the preference contest, not an attachment
-        attachments.append(
-            AttachmentInfo(
-                index=index,
-                filename=_filename(part),
-                content_type=clean(part.get_content_type())[:255],
-                size=len(_payload_bytes(part)),
-                content_id=clean(part.get("content-id", "") or "").strip("<> ")[:500],
-                inline=part.get_content_disposition() == "inline",
+@dataclass(frozen=True, slots=True)
+class _Leaf:
+    """A leaf of the MIME walk: its headers and how to get its decoded body and that size."""
+
+    msg: Message
+    payload: Callable[[], bytes]
+    size: Callable[[], int]
+
+
+def _structure(raw: bytes, large: int) -> tuple[Message, list[_Leaf]]:
+    if len(raw) >= large:
+        parts = list(mimescan.scan(raw))
+        return mimescan.top_headers(raw), [
+            _Leaf(
+                p.headers,
+                partial(mimescan.decoded, raw, p),
+                partial(mimescan.decoded_size, raw, p),
             )
-        )
-    if text_part is None and html_part is None and msg.is_multipart():
-        broken = next((p for p in _leaves(msg) if p.is_multipart()), None)
-        text_part = broken  # a multipart without boundaries: show its body as text
+            for p in parts
+        ]
+    msg = email.message_from_bytes(raw, policy=_POLICY)
+    return msg, [
+        _Leaf(p, partial(_payload_bytes, p), partial(_payload_size, p)) for p in _leaves(msg)
+    ]
+
+
+def _view(msg: Message, leaves: list[_Leaf]) -> ParsedMessage:
+    headers: dict[str, str] = {}
+    for name, value in msg.raw_items():  # the first occurrence of each header counts
+        headers.setdefault(name.lower(), value)
+    text_part: _Leaf | None = None
+    html_part: _Leaf | None = None
+    attachments = []
+    for index, leaf in enumerate(leaves):
+        part = leaf.msg
+        ctype = part.get_content_type()
+        attached = part.get_content_disposition() == "attachment"
+        if ctype == "text/plain" and not attached and text_part is None:
+            text_part = leaf
+        elif ctype == "text/html" and not attached and html_part is None:
+            html_part = leaf
+        elif part.get_content_maintype() == "multipart":  # broken MIME: no boundaries found
+            text_part = text_part or leaf
+        elif attached or ctype not in ("text/plain", "text/html"):
+            attachments.append(
+                AttachmentInfo(
+                    index=index,
+                    filename=_filename(part),
+                    content_type=clean(ctype)[:255],
+                    size=leaf.size(),
+                    content_id=clean(part.get("content-id", "") or "").strip("<> ")[:500],
+                    inline=part.get_content_disposition() == "inline",
+                )
+            )
     html = _text(html_part)
     return ParsedMessage(
-        from_=next(iter(_addresses(msg, "from")), None),
-        to=_addresses(msg, "to"),
-        cc=_addresses(msg, "cc"),
-        reply_to=_addresses(msg, "reply-to"),
-        subject=_header(msg, "subject"),
-        date=_date(msg),
-        message_id=normalise_message_id(_header(msg, "message-id")),
-        in_reply_to=normalise_message_id(_header(msg, "in-reply-to")) or "",
+        from_=next(iter(_addresses(headers.get("from", ""))), None),
+        to=_addresses(headers.get("to", "")),
+        cc=_addresses(headers.get("cc", "")),
+        reply_to=_addresses(headers.get("reply-to", "")),
+        subject=decode_words(headers.get("subject", "")),
+        date=_date(headers.get("date", "")),
+        message_id=normalise_message_id(clean(headers.get("message-id", ""))),
+        in_reply_to=normalise_message_id(clean(headers.get("in-reply-to", ""))) or "",
         references=tuple(
             ref
-            for ref in (normalise_message_id(t) for t in _header(msg, "references").split())
+            for ref in (
+                normalise_message_id(t) for t in clean(headers.get("references", "")).split()
+            )
             if ref
         ),
         text_body=_text(text_part),
@@ -133,24 +190,12 @@ def _leaves(part: Message) -> Iterator[Message]:
         yield part
 
 
-def _body_part(msg: EmailMessage, subtype: str) -> Message | None:
-    try:
-        return msg.get_body(preferencelist=(subtype,))
-    except Exception:  # malformed structure: fall back to the first matching leaf
-        ctype = f"text/{subtype}"
-        return next((p for p in _leaves(msg) if p.get_content_type() == ctype), None)
-
-
-def _is_attachment(part: Message) -> bool:
-    return part.get_content_disposition() == "attachment"
-
-
 def _payload_bytes(part: Message) -> bytes:
     if part.get_content_type() == "message/rfc822":
         inner = part.get_payload()
         inner_msg = inner[0] if isinstance(inner, list) and inner else None
         if isinstance(inner_msg, Message):
-            return inner_msg.as_bytes(policy=email.policy.compat32)
+            return inner_msg.as_bytes(policy=_POLICY)
         return b""
     if part.is_multipart():  # broken MIME: the undivided body, as it stands
         body = part.get_payload()
@@ -159,11 +204,15 @@ def _payload_bytes(part: Message) -> bytes:
     return data if isinstance(data, bytes) else b""
 
 
-def _text(part: Message | None) -> str:
-    if part is None:
+def _payload_size(part: Message) -> int:
+    return len(_payload_bytes(part))
+
+
+def _text(leaf: _Leaf | None) -> str:
+    if leaf is None:
         return ""
-    data = _payload_bytes(part)
-    charset = part.get_content_charset() or "us-ascii"
+    data = leaf.payload()
+    charset = leaf.msg.get_content_charset() or "us-ascii"
     try:
         text = data.decode(charset, "replace")
     except LookupError:  # unknown charset name: UTF-8 is the best guess today
@@ -176,47 +225,29 @@ def _filename(part: Message) -> str:
         name = part.get_filename() or ""
     except Exception:
         name = ""
-    return clean(name).replace("/", "_").replace("\\", "_")[:500]
+    return decode_words(name).replace("/", "_").replace("\\", "_")[:500]
 
 
-def _raw_header(msg: Message, name: str) -> str:
-    for key, value in msg.raw_items():
-        if key.lower() == name:
-            return clean(value)
-    return ""
-
-
-def _header(msg: Message, name: str) -> str:
+def _addresses(value: str) -> tuple[Address, ...]:
+    if not value:
+        return ()
     try:
-        value = msg.get(name)
-        return " ".join(clean(value).split()) if value is not None else ""
+        found = email.utils.getaddresses([clean(value)])
     except Exception:
-        return " ".join(_raw_header(msg, name).split())
-
-
-def _addresses(msg: Message, name: str) -> tuple[Address, ...]:
-    try:
-        header = msg.get(name)
-        if header is None:
-            return ()
-        found = [(a.display_name, a.addr_spec) for a in getattr(header, "addresses", ())]
-    except Exception:
-        found = email.utils.getaddresses([_raw_header(msg, name)])
+        return ()
     return tuple(
-        Address(clean(n)[:500], clean(e)[:500]) for n, e in found if (n or e) and e != "<>"
+        Address(decode_words(name)[:500], clean(addr).strip()[:500])
+        for name, addr in found
+        if addr and addr != "<>"
     )
 
 
-def _date(msg: Message) -> datetime | None:
+def _date(value: str) -> datetime | None:
+    if not value:
+        return None
     try:
-        header = msg.get("date")
-        value = getattr(header, "datetime", None)
+        parsed = email.utils.parsedate_to_datetime(clean(value))
     except Exception:
-        try:
-            value = email.utils.parsedate_to_datetime(_raw_header(msg, "date"))
-        except Exception:
-            value = None
-    if not isinstance(value, datetime):
         return None
     # RFC 5322 §3.3: "-0000" means the zone is unknown; read it as UTC.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)

@@ -104,6 +104,25 @@ def _parsed_values(parsed: ParsedMessage | None) -> dict[str, Any]:
     }
 
 
+def _message_values(new: NewMessage) -> dict[str, Any]:
+    status = MessageStatus.PARSED if new.parsed else MessageStatus.QUARANTINED
+    return {
+        "account_id": new.account_id,
+        "dedupe_key": new.dedupe_key,
+        "status": status.value,
+        "quarantine_reason": new.quarantine_reason,
+        "folder": new.origin.folder,
+        "uid": new.origin.uid,
+        "uidvalidity": new.origin.uidvalidity,
+        "pop3_uidl": new.origin.uidl,
+        "flags": list(new.origin.flags),
+        "internaldate": new.origin.internaldate,
+        "raw_sha256": new.raw.sha256,
+        "size": new.raw.size,
+        "fetched_at": new.fetched_at,
+    } | _parsed_values(new.parsed)
+
+
 def _to_message(row: sa.Row[Any], attachments: Sequence[AttachmentInfo] = ()) -> InboxMessage:
     m = row._mapping
     return InboxMessage(
@@ -148,32 +167,40 @@ class InboxRepository:
 
     # messages -----------------------------------------------------------------------------
 
-    def insert_messages(self, conn: sa.Connection, batch: Iterable[NewMessage]) -> list[int | None]:
-        """Insert each message (with its attachments); None for a duplicate dedupe key."""
-        ids: list[int | None] = []
+    def insert_messages(self, conn: sa.Connection, batch: Sequence[NewMessage]) -> list[int | None]:
+        """Insert a batch (with attachments); None for a message whose dedupe key the account
+        already has (or that repeats an earlier one of the batch). Three statements a batch."""
+        known: set[tuple[int, str]] = set()
+        for account_id in {new.account_id for new in batch}:
+            keys = [new.dedupe_key for new in batch if new.account_id == account_id]
+            found = conn.execute(
+                sa.select(_m.dedupe_key).where(_m.account_id == account_id, _m.dedupe_key.in_(keys))
+            )
+            known.update((account_id, key) for key in found.scalars())
+        fresh: list[NewMessage] = []
         for new in batch:
-            status = MessageStatus.PARSED if new.parsed else MessageStatus.QUARANTINED
-            values = {
-                "account_id": new.account_id,
-                "dedupe_key": new.dedupe_key,
-                "status": status.value,
-                "quarantine_reason": new.quarantine_reason,
-                "folder": new.origin.folder,
-                "uid": new.origin.uid,
-                "uidvalidity": new.origin.uidvalidity,
-                "pop3_uidl": new.origin.uidl,
-                "flags": list(new.origin.flags),
-                "internaldate": new.origin.internaldate,
-                "raw_sha256": new.raw.sha256,
-                "size": new.raw.size,
-                "fetched_at": new.fetched_at,
-            } | _parsed_values(new.parsed)
-            stmt = _insert_ignore(conn, inbox_messages).values(**values).returning(_m.id)
-            new_id = conn.execute(stmt).scalar()
-            if new_id is not None and new.parsed:
-                self._add_attachments(conn, new_id, new.parsed.attachments)
-            ids.append(new_id)
-        return ids
+            if (new.account_id, new.dedupe_key) not in known:
+                known.add((new.account_id, new.dedupe_key))
+                fresh.append(new)
+        ids: dict[tuple[int, str], int] = {}
+        if fresh:
+            # ON CONFLICT DO NOTHING still guards against a concurrent writer of the same key.
+            stmt = _insert_ignore(conn, inbox_messages).returning(
+                _m.id, _m.account_id, _m.dedupe_key
+            )
+            rows = conn.execute(stmt, [_message_values(new) for new in fresh])
+            ids = {(r.account_id, r.dedupe_key): r.id for r in rows}
+            attachments = [
+                (ids[(new.account_id, new.dedupe_key)], new.parsed.attachments)
+                for new in fresh
+                if new.parsed and new.parsed.attachments and (new.account_id, new.dedupe_key) in ids
+            ]
+            self._add_attachments(conn, attachments)
+        out: list[int | None] = []
+        for new in batch:
+            new_id = ids.pop((new.account_id, new.dedupe_key), None)
+            out.append(new_id)
+        return out
 
     def replace_parsed(
         self, conn: sa.Connection, message_id: int, parsed: ParsedMessage | None, reason: str
@@ -188,27 +215,26 @@ class InboxRepository:
             sa.delete(inbox_attachments).where(inbox_attachments.c.message_id == message_id)
         )
         if parsed:
-            self._add_attachments(conn, message_id, parsed.attachments)
+            self._add_attachments(conn, [(message_id, parsed.attachments)])
 
     def _add_attachments(
-        self, conn: sa.Connection, message_id: int, items: Sequence[AttachmentInfo]
+        self, conn: sa.Connection, items: Sequence[tuple[int, Sequence[AttachmentInfo]]]
     ) -> None:
-        if items:
-            conn.execute(
-                sa.insert(inbox_attachments),
-                [
-                    {
-                        "message_id": message_id,
-                        "part_index": a.index,
-                        "filename": a.filename,
-                        "content_type": a.content_type,
-                        "size": a.size,
-                        "content_id": a.content_id,
-                        "inline": a.inline,
-                    }
-                    for a in items
-                ],
-            )
+        rows = [
+            {
+                "message_id": message_id,
+                "part_index": a.index,
+                "filename": a.filename,
+                "content_type": a.content_type,
+                "size": a.size,
+                "content_id": a.content_id,
+                "inline": a.inline,
+            }
+            for message_id, attachments in items
+            for a in attachments
+        ]
+        if rows:
+            conn.execute(sa.insert(inbox_attachments), rows)
 
     def get(self, conn: sa.Connection, message_id: int) -> InboxMessage:
         row = conn.execute(sa.select(inbox_messages).where(_m.id == message_id)).first()

@@ -199,6 +199,14 @@ class OutboxRepository:
         )
         return replace(message, recipients=recipients, attempt_log=attempts)
 
+    def summaries(self, conn: sa.Connection, ids: Sequence[int]) -> list[OutboxMessage]:
+        """Messages by id (no recipients/attempts), in the order of `ids`."""
+        found: dict[int, OutboxMessage] = {}
+        for start in range(0, len(ids), 500):
+            rows = conn.execute(sa.select(*_SUMMARY).where(M.c.id.in_(ids[start : start + 500])))
+            found.update((r.id, _message(r)) for r in rows)
+        return [found[i] for i in ids]
+
     def raw(self, conn: sa.Connection, message_id: int) -> bytes:
         raw = conn.execute(sa.select(M.c.raw).where(M.c.id == message_id)).scalar()
         if raw is None:
@@ -251,7 +259,7 @@ class OutboxRepository:
         stmt = sa.select(M.c.status, sa.func.count()).group_by(M.c.status)
         if account_id is not None:
             stmt = stmt.where(M.c.account_id == account_id)
-        return dict(conn.execute(stmt).tuples())
+        return {row[0]: row[1] for row in conn.execute(stmt)}
 
     # -- the queue -----------------------------------------------------------------------------
 
@@ -484,6 +492,16 @@ class OutboxRepository:
             ).scalars()
         )
 
+    def last_attempt_at(
+        self, conn: sa.Connection, account_id: int, outcome: str
+    ) -> datetime | None:
+        value: datetime | None = conn.execute(
+            sa.select(sa.func.max(A.c.started_at)).where(
+                A.c.account_id == account_id, A.c.outcome == outcome
+            )
+        ).scalar()
+        return value
+
     # -- journal actions -----------------------------------------------------------------------
 
     def cancel(self, conn: sa.Connection, message_id: int, now: datetime) -> None:
@@ -557,10 +575,17 @@ class OutboxRepository:
             .values(auth_failing_since=since)
         )
 
+    def account_team(self, conn: sa.Connection, account_id: int) -> int | None:
+        """The team of an account (None: system-wide)."""
+        team_id: int | None = conn.execute(
+            sa.select(accounts.c.team_id).where(accounts.c.id == account_id)
+        ).scalar()
+        return team_id
+
     def route_candidates(self, conn: sa.Connection) -> list[RouteCandidate]:
         """Every non-deleted account, shaped for routing (deleted ones can never be chosen)."""
         locations: dict[int, list[int]] = {}
-        for account_id, location_id in conn.execute(sa.select(account_work_locations)).tuples():
+        for account_id, location_id in conn.execute(sa.select(account_work_locations)):
             locations.setdefault(account_id, []).append(location_id)
         rows = conn.execute(
             sa.select(

@@ -6,22 +6,38 @@ half-written file and a crash leaves at most an orphaned temporary file, never a
 Identical bytes share one file, which makes re-fetching after a crash free.
 
 Writing takes the message as bytes or as an iterable of chunks and hashes while writing; it never
-joins or copies the message, so a 25 MB message costs one buffer, not several.
+joins or copies the message, so a 25 MB message costs one buffer, not several. A batch can defer
+the flush to disk and make all its files durable with one `sync()` before its rows are committed.
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
-import tempfile
-from collections.abc import Iterable, Iterator
+import secrets
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from postroom.errors import NotFound
 
 _CHUNK = 1024 * 1024
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return cast(Callable[[int], int], libc.syncfs)
+    except (OSError, AttributeError):
+        return None
+
+
+_syncfs = _load_syncfs()
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -43,6 +59,7 @@ class RawStore:
     def __init__(self, root: Path, *, durable: bool = True) -> None:
         self.root = root
         self.durable = durable
+        self._root_ready = False
 
     def path(self, sha256: str) -> Path:
         """The file for `sha256` (whether or not it exists). Refuses anything but 64 hex digits."""
@@ -50,26 +67,37 @@ class RawStore:
             raise NotFound("no such raw message")
         return self.root / sha256[:2] / sha256[2:4] / f"{sha256}.eml"
 
-    def put(self, data: bytes | Iterable[bytes]) -> RawRef:
-        """Store `data` (bytes, or chunks of bytes) and return its reference."""
-        chunks: Iterable[bytes | memoryview]
+    def put(self, data: bytes | Iterable[bytes], *, deferred: bool = False) -> RawRef:
+        """Store `data` (bytes, or chunks of bytes) and return its reference.
+
+        `deferred=True` skips the per-file fsync: the caller then calls `sync()` once for a
+        whole batch before recording it (one flush instead of one per message).
+        """
         if isinstance(data, bytes | bytearray):
+            # Already in memory: hash first, so a message stored before costs no write at all.
+            ref = RawRef(hashlib.sha256(data).hexdigest(), len(data))
+            if self.path(ref.sha256).exists():
+                return ref
             view = memoryview(data)
-            chunks = (view[i : i + _CHUNK] for i in range(0, len(view), _CHUNK))
+            chunks: Iterable[bytes | memoryview] = (
+                view[i : i + _CHUNK] for i in range(0, len(view), _CHUNK)
+            )
         else:
             chunks = data
-        self.root.mkdir(parents=True, exist_ok=True)
+        if not self._root_ready:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._root_ready = True
         digest = hashlib.sha256()
         size = 0
-        fd, tmp_name = tempfile.mkstemp(prefix=".incoming-", dir=self.root)
+        tmp_name = str(self.root / f".incoming-{secrets.token_hex(8)}")
         try:
-            with os.fdopen(fd, "wb") as tmp:
+            with open(tmp_name, "xb") as tmp:
                 for chunk in chunks:
                     digest.update(chunk)
                     tmp.write(chunk)
                     size += len(chunk)
                 tmp.flush()
-                if self.durable:
+                if self.durable and not deferred:
                     os.fsync(tmp.fileno())
             target = self.path(digest.hexdigest())
             if target.exists():
@@ -82,6 +110,29 @@ class RawStore:
                 os.unlink(tmp_name)
             raise
         return RawRef(digest.hexdigest(), size)
+
+    def sync(self, refs: Iterable[RawRef]) -> None:
+        """Make the files of `refs` and their directory entries durable.
+
+        On Linux one syncfs(2) flushes the whole file system the store lives on, which costs
+        about what a single fsync does; elsewhere each file and directory is fsynced.
+        """
+        if not self.durable:
+            return
+        if _syncfs is not None:
+            fd = os.open(self.root, os.O_RDONLY)
+            try:
+                if _syncfs(fd) == 0:
+                    return
+            finally:
+                os.close(fd)
+        for ref in refs:
+            for target in (self.path(ref.sha256), self.path(ref.sha256).parent):
+                fd = os.open(target, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
 
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).exists()

@@ -9,7 +9,7 @@ chosen at run time:
 - `submissions`: implicit TLS (RFC 8314 wrapper mode), AUTH required.
 
 Nothing leaves the machine: `default_transport`, `relay_transport` and `local_transport` are
-`error:` transports, so mail to other domains is accepted and then bounced locally. Given a
+`error:` transports, so smtpd refuses recipients in other domains at RCPT (550). Given a
 Dovecot LMTP endpoint, the virtual domain (postroom.test) is delivered there, which makes the
 round trip submit → Postfix → LMTP → IMAP possible. The system Postfix is neither needed nor
 touched. Needs root (Postfix's master refuses to run otherwise).
@@ -109,7 +109,7 @@ class PostfixServer:
         self.dir.chmod(0o755)  # the daemons run as `postfix` after chdir into the queue
         self.config_dir = self.dir / "etc"
         self.config_dir.mkdir()
-        (self.dir / "queue").mkdir()  # root-owned; `postfix check` creates what is inside
+        (self.dir / "queue").mkdir()  # root-owned; Postfix creates what is inside
         self.log = self.dir / "postfix.log"
         self.tls = TlsFiles.issue(ca or trustme.CA(), self.dir)
         self.cafile = self.tls.cafile
@@ -330,7 +330,8 @@ class SmtpSink:
         if self.dump_dir is not None:
             self.dump_dir.mkdir()
             _chown_nobody(self.dump_dir)
-            # The strftime prefix narrows name clashes of the random suffix to one second.
+            # Dump files are opened O_EXCL, so a clash never overwrites; the strftime prefix
+            # confines clashes of the 32-bit random suffix to messages of the same second.
             argv += ["-d", f"{self.dump_dir}/%Y%m%d%H%M%S."]
         argv += [*self._extra_args, f"{self.host}:{self.port}", "1024"]
         self._process = spawn(argv, self._output)
@@ -414,7 +415,7 @@ def smtp_source_rate(
     recipient: str = "sink@postroom.test",
 ) -> float:
     """Run `smtp-source` against host:port (each session reusing its connection, `-d`) and
-    return the messages per second it achieved."""
+    return the messages per second it achieved, process start included."""
     binary = find_binary("smtp-source", _DAEMON_DIR)
     if binary is None:
         raise PeerError("smtp-source is not installed (apt-get install postfix)")

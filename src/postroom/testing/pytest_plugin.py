@@ -27,10 +27,8 @@ from postroom.testing.postfix import PostfixServer, SmtpSink, postfix_available,
 from postroom.testing.services import missing_service
 
 TEST_USERS = ("alice", "bob", "carol")
-# Where a scratch database is created: the `test` database of a trust-auth local server.
-POSTGRES_ADMIN_DSN = os.environ.get(
-    "POSTROOM_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"
-)
+# Where scratch databases are created: the `test` database of the machine's trust-auth server.
+DEFAULT_POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 _MARKED_FIXTURES = {
     "dovecot": "dovecot",
     "postfix": "postfix",
@@ -39,6 +37,7 @@ _MARKED_FIXTURES = {
 }
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark each test with the services its fixtures need."""
     for item in items:
@@ -100,14 +99,16 @@ def postgres_url() -> Iterator[str]:
     from psycopg.conninfo import conninfo_to_dict
     from sqlalchemy.engine import URL
 
+    dsn = os.environ.get("POSTROOM_TEST_POSTGRES_DSN", DEFAULT_POSTGRES_ADMIN_DSN)
+    params = conninfo_to_dict(dsn)
     name = f"postroom_test_{secrets.token_hex(6)}"
     try:
-        admin = psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True, connect_timeout=5)
+        admin = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
-        missing_service(f"PostgreSQL at {POSTGRES_ADMIN_DSN} is not reachable: {exc}")
+        where = f"{params.get('host', 'localhost')}:{params.get('port', 5432)}"  # no password
+        missing_service(f"PostgreSQL at {where} is not reachable: {exc}")
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-        params = conninfo_to_dict(POSTGRES_ADMIN_DSN)
         url = URL.create(
             "postgresql+psycopg",
             username=admin.info.user,

@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import timedelta
 from types import FrameType
@@ -42,6 +43,8 @@ class Worker:
         self._batch = settings.worker_batch_size
         self._lease_s = float(settings.worker_lease_s)
         self._poll_s = settings.worker_poll_s
+        # A stop waits for the message being sent; its read timeout bounds that.
+        self.join_timeout_s = self._lease_s
 
     def install_signal_handlers(self) -> None:
         """SIGTERM and SIGINT stop gracefully (main thread only, as Python requires)."""
@@ -123,10 +126,20 @@ class Worker:
             self.container.outbox_repo.worker_stopped(conn, self.name, utcnow())
 
 
-def start_in_thread(container: Any, name: str | None = None, concurrency: int = 2) -> Worker:
-    """Run a worker in a daemon thread (embedded in `postroom serve`); `stop()` ends it."""
+def start_in_thread(
+    container: Any, name: str | None = None, concurrency: int = 2
+) -> Callable[[], None]:
+    """Run a worker in a daemon thread (embedded in `postroom serve`).
+
+    Returns the function that stops it gracefully and waits for it (leases released).
+    """
     worker = Worker(container, name, concurrency)
     thread = threading.Thread(target=worker.run, name=f"worker-{worker.name}", daemon=True)
-    thread.start()
     worker.thread = thread
-    return worker
+    thread.start()
+
+    def stop() -> None:
+        worker.stop()
+        thread.join(timeout=worker.join_timeout_s)
+
+    return stop

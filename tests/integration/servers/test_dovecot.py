@@ -13,6 +13,7 @@ from email.message import EmailMessage
 import pytest
 
 from postroom.domain.accounts import Security
+from postroom.errors import InvalidInput
 from postroom.testing.dovecot import DovecotServer, dovecot_available
 from postroom.testing.peer import is_listening
 from postroom.testing.services import missing_service
@@ -125,10 +126,12 @@ def test_user_added_while_running_can_log_in_and_receive(dovecot: DovecotServer)
 
 
 def test_bad_user_names_and_passwords_are_refused(dovecot: DovecotServer) -> None:
-    with pytest.raises(ValueError, match="user name"):
+    with pytest.raises(InvalidInput, match="user"):
         dovecot.add_user("Eve:root", "x")
-    with pytest.raises(ValueError, match="password"):
+    with pytest.raises(InvalidInput, match="password"):
         dovecot.add_user("eve", "a:b")
+    with pytest.raises(InvalidInput, match="folder"):
+        dovecot.create_folder("alice", "bad\r\nA1 LOGOUT")
 
 
 def test_endpoint_values_name_every_service(dovecot: DovecotServer) -> None:

@@ -12,7 +12,9 @@ from email.message import EmailMessage
 import pytest
 
 from postroom.testing.dovecot import DovecotServer
-from postroom.testing.postfix import PostfixServer, SmtpSink, smtp_source_rate
+from postroom.testing.peer import is_listening
+from postroom.testing.postfix import PostfixServer, SmtpSink, smtp_sink_available, smtp_source_rate
+from postroom.testing.services import missing_service
 
 
 def _message(to: str, subject: str = "hello") -> tuple[str, EmailMessage]:
@@ -123,3 +125,15 @@ def test_smtp_sink_counts_messages_and_their_ids(smtp_sink: SmtpSink) -> None:
 def test_smtp_source_rate_is_measured_at_the_sink(smtp_sink: SmtpSink) -> None:
     assert smtp_source_rate(smtp_sink.port, count=50, size=512) > 0
     assert smtp_sink.wait_for(50) == 50
+
+
+@pytest.mark.postfix
+def test_smtp_sink_stop_closes_the_port_and_removes_the_directory() -> None:
+    reason = smtp_sink_available()
+    if reason is not None:
+        missing_service(reason)
+    sink = SmtpSink(dump=False).start()
+    assert is_listening(sink.port)
+    sink.stop()
+    assert not is_listening(sink.port)
+    assert not sink.dir.exists()

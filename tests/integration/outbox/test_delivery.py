@@ -1,0 +1,163 @@
+"""Delivery against a scripted SMTP peer: the happy path, connection reuse, and the fault matrix."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from postroom.domain.accounts import Security, SendMode
+from postroom.domain.outbox import MessageStatus, RecipientStatus
+from postroom.storage.tables.core import system_log
+from postroom.storage.types import utcnow
+from postroom.wiring import Container
+from tests.integration.outbox.conftest import SYSTEM, draft, drain, make_account
+from tests.integration.outbox.smtp_peer import DROP, STALL, Script, ScriptedSmtp
+
+
+def test_queued_message_is_delivered_once_with_its_message_id(container: Container) -> None:
+    with ScriptedSmtp() as peer:
+        account_id = make_account(container, peer.port)
+        submitted = container.outbox.submit(SYSTEM, draft(account_id, "a@dest.example"))
+        assert submitted.created
+        assert submitted.message.status is MessageStatus.QUEUED
+        assert drain(container) == 1
+    message = container.outbox.get(SYSTEM, submitted.message.id)
+    assert message.status is MessageStatus.SENT
+    assert message.sent_at is not None
+    assert [r.status for r in message.recipients] == [RecipientStatus.SENT]
+    assert message.recipients[0].code == 250
+    assert message.recipients[0].enhanced == "2.0.0"
+    assert [a.outcome for a in message.attempt_log] == ["sent"]
+    assert peer.message_ids() == {message.message_id: 1}
+    assert peer.received[0].sender == "peer@sender.example"
+    with container.engine.connect() as conn:
+        logged = conn.execute(
+            sa.select(system_log.c.action).where(
+                system_log.c.source == "Outgoing", system_log.c.account_id == account_id
+            )
+        ).scalars()
+        assert "message_sent" in list(logged)
+
+
+def test_one_connection_carries_many_messages(container: Container) -> None:
+    with ScriptedSmtp() as peer:
+        account_id = make_account(container, peer.port)
+        for i in range(3):
+            container.outbox.submit(SYSTEM, draft(account_id, subject=f"m{i}"))
+        assert drain(container) == 3
+    assert peer.connections == 1
+    assert len(peer.received) == 3
+
+
+def _one(container: Container, replies: dict[str, str], *to: str, **account: object):
+    with ScriptedSmtp(Script(replies)) as peer:
+        account_id = make_account(container, peer.port, **account)
+        sent = container.outbox.submit(SYSTEM, draft(account_id, *to))
+        before = utcnow()
+        drain(container)
+    return container.outbox.get(SYSTEM, sent.message.id), before, peer
+
+
+@pytest.mark.parametrize(
+    ("replies", "code"),
+    [
+        ({"greeting": "421 4.3.2 busy"}, None),
+        ({"MAIL": "451 4.3.0 try later"}, 451),
+        ({"RCPT": "452 4.2.2 mailbox full"}, 452),
+    ],
+)
+def test_transient_failures_defer_with_backoff(
+    container: Container, replies: dict[str, str], code: int | None
+) -> None:
+    message, before, _ = _one(container, replies)
+    assert message.status is MessageStatus.DEFERRED
+    assert message.attempts == 1
+    assert message.recipients[0].status is RecipientStatus.DEFERRED
+    assert message.recipients[0].code == code
+    # The first retry waits retry_initial_s (300 s) from the failed attempt.
+    assert message.next_attempt_at is not None
+    wait = message.next_attempt_at - before
+    assert timedelta(seconds=299) <= wait <= timedelta(seconds=301)
+
+
+def test_partial_refusal_leaves_the_others_sent(container: Container) -> None:
+    message, _, peer = _one(
+        container,
+        {"RCPT:b@dest.example": "550 5.1.1 no such user"},
+        "a@dest.example",
+        "b@dest.example",
+        "c@dest.example",
+    )
+    assert message.status is MessageStatus.SENT
+    by = {r.address: r for r in message.recipients}
+    assert by["b@dest.example"].status is RecipientStatus.FAILED
+    assert by["b@dest.example"].enhanced == "5.1.1"
+    assert {by["a@dest.example"].status, by["c@dest.example"].status} == {RecipientStatus.SENT}
+    assert peer.received[0].recipients == ["a@dest.example", "c@dest.example"]
+
+
+def test_554_after_data_fails_permanently(container: Container) -> None:
+    message, _, _ = _one(container, {"DOT": "554 5.7.1 rejected as spam"})
+    assert message.status is MessageStatus.FAILED
+    assert message.next_attempt_at is None
+    assert message.recipients[0].code == 554
+    failed = container.outbox.list(SYSTEM, _query(MessageStatus.FAILED))
+    assert [m.id for m in failed.items] == [message.id]
+
+
+def test_drop_after_final_dot_resends_with_same_message_id(container: Container) -> None:
+    with ScriptedSmtp(Script({"DOT": DROP}, connections=1)) as peer:
+        account_id = make_account(container, peer.port)
+        sent = container.outbox.submit(SYSTEM, draft(account_id))
+        drain(container)
+        message = container.outbox.get(SYSTEM, sent.message.id)
+        assert message.status is MessageStatus.DEFERRED
+        assert message.attempt_log[-1].outcome == "unknown"
+        container.outbox.resend(SYSTEM, message.id)  # "send now" instead of waiting 5 min
+        drain(container)
+    final = container.outbox.get(SYSTEM, sent.message.id)
+    assert final.status is MessageStatus.SENT
+    assert peer.message_ids() == {final.message_id: 2}  # the duplicate the peer can dedupe
+
+
+def test_stall_past_the_timeout_defers(container: Container) -> None:
+    message, _, _ = _one(container, {"greeting": STALL}, timeout_s=1.0)
+    assert message.status is MessageStatus.DEFERRED
+    assert message.last_error
+
+
+def test_tls_failure_defers(container: Container) -> None:
+    message, _, _ = _one(container, {}, security=Security.SSL)
+    assert message.status is MessageStatus.DEFERRED
+    assert message.recipients[0].status is RecipientStatus.DEFERRED
+
+
+def test_immediate_mode_returns_the_result_and_records_failures(container: Container) -> None:
+    with ScriptedSmtp(Script({"DOT": "554 5.7.1 no"})) as peer:
+        account_id = make_account(container, peer.port, send_mode=SendMode.IMMEDIATE)
+        done = container.outbox.submit(SYSTEM, draft(account_id))
+    assert done.result is not None
+    assert done.result.status is MessageStatus.FAILED
+    assert any("554" in str(e["text"]) for e in done.result.transcript)
+    assert done.message.status is MessageStatus.FAILED
+
+
+def test_idempotency_key_returns_the_first_message(container: Container) -> None:
+    with ScriptedSmtp() as peer:
+        account_id = make_account(container, peer.port)
+        first = container.outbox.submit(SYSTEM, draft(account_id, idempotency_key="order-1"))
+        again = container.outbox.submit(
+            SYSTEM, draft(account_id, idempotency_key="order-1", subject="changed")
+        )
+        drain(container)
+    assert again.created is False
+    assert again.message.id == first.message.id
+    assert len(peer.received) == 1
+
+
+def _query(*statuses: MessageStatus):
+    from postroom.domain.outbox import OutboxQuery
+
+    return OutboxQuery(statuses=statuses)
