@@ -202,7 +202,7 @@ def test_bulk_with_black_holed_peers_ends_each_probe_within_its_deadline(
         elapsed = sum(s.elapsed_ms for s in result.steps)
         if account.name in ("A0", "A3"):
             assert result.error_class is ErrorClass.TIMEOUT
-            assert elapsed <= 1000 + 250  # the deadline, plus scheduling slack
+            assert elapsed < 1900  # bounded by the 1 s deadline, not the 3 s read timeout
         else:
             assert result.ok, result
     assert outcome[6][1] == []

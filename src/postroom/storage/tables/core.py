@@ -98,6 +98,10 @@ accounts = sa.Table(
     sa.Column("updated_by", sa.String(320), nullable=False, server_default=""),
     sa.Column("deleted_at", UtcDateTime, nullable=True),
     sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+    # The list page filters by status or team and sorts by name: these let it walk an index
+    # instead of sorting every match (migration 0004).
+    sa.Index("ix_accounts_status_name_key", "status", "name_key"),
+    sa.Index("ix_accounts_team_id_name_key", "team_id", "name_key"),
 )
 
 account_outgoing = sa.Table(

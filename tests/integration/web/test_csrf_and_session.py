@@ -1,0 +1,152 @@
+"""CSRF on every state-changing request, and the session cookie's flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from postroom.domain.accounts import AccountDraft, AuthMode, OutgoingDraft, Security
+from postroom.domain.people import Actor, Role
+from postroom.web.demo import ensure_admin
+from postroom.web.session import COOKIE
+from tests.integration.web.conftest import PASSWORD, Web, build_container, csrf_of
+
+
+def _account(web: Web) -> int:
+    draft = AccountDraft(
+        name="Sales",
+        email="sales@example.com",
+        outgoing=OutgoingDraft(host="smtp.example.com", security=Security.SSL, auth_mode=AuthMode.NONE),
+    )
+    return web.container.accounts.create(Actor.system(), draft).id
+
+
+def test_a_post_without_the_session_token_is_refused_and_changes_nothing(web: Web) -> None:
+    web.user("boss@example.com", Role.ADMIN)
+    client = web.login("boss@example.com")
+    account_id = _account(web)
+    url = f"/accounts/{account_id}/status/deactivate"
+    assert client.post(url).status_code == 403
+    assert client.post(url, data={"csrf_token": "forged"}).status_code == 403
+    assert client.post(url, headers={"X-CSRF-Token": "forged"}).status_code == 403
+    assert web.container.accounts.get(Actor.system(), account_id).status.value == "active"
+
+
+def test_a_post_from_another_origin_is_refused_even_with_the_token(web: Web) -> None:
+    web.user("boss@example.com", Role.ADMIN)
+    client = web.login("boss@example.com")
+    account_id = _account(web)
+    token = csrf_of(client, f"/accounts/{account_id}")
+    url = f"/accounts/{account_id}/status/deactivate"
+    forged = client.post(url, data={"csrf_token": token}, headers={"Origin": "http://evil.test"})
+    assert forged.status_code == 403
+    ok = client.post(url, data={"csrf_token": token}, headers={"Origin": "http://testserver"})
+    assert ok.status_code == 303
+    assert web.container.accounts.get(Actor.system(), account_id).status.value == "inactive"
+
+
+def test_the_login_form_needs_the_token_too(web: Web) -> None:
+    web.user("boss@example.com", Role.ADMIN)
+    client = web.client()
+    response = client.post("/login", data={"email": "boss@example.com", "password": PASSWORD})
+    assert response.status_code == 403
+
+
+def test_login_issues_a_new_token_so_a_planted_one_stops_working(web: Web) -> None:
+    web.user("boss@example.com", Role.ADMIN)
+    client = web.client()
+    before = csrf_of(client, "/login")
+    client.post(
+        "/login", data={"email": "boss@example.com", "password": PASSWORD, "csrf_token": before}
+    )
+    assert csrf_of(client, "/accounts") != before
+
+
+def test_the_session_cookie_is_httponly_and_samesite_lax(web: Web) -> None:
+    web.user("boss@example.com", Role.ADMIN)
+    client = web.client()
+    response = client.get("/login")
+    cookie = response.headers["set-cookie"].lower()
+    assert cookie.startswith(COOKIE)
+    assert "httponly" in cookie
+    assert "samesite=lax" in cookie
+    assert "secure" not in cookie  # plain HTTP on loopback outside production
+
+
+def test_the_session_cookie_is_secure_in_production(tmp_path: Path) -> None:
+    from cryptography.fernet import Fernet
+
+    container = build_container(
+        tmp_path, env="production", secret_key=Fernet.generate_key().decode()
+    )
+    try:
+        from fastapi.testclient import TestClient
+
+        from postroom.api.app import create_app
+
+        client = TestClient(create_app(container), base_url="https://testserver")
+        cookie = client.get("/login").headers["set-cookie"].lower()
+        assert "; secure" in cookie and "httponly" in cookie
+    finally:
+        container.close()
+
+
+def test_a_tampered_cookie_is_no_session(web: Web) -> None:
+    web.user("boss@example.com", Role.ADMIN)
+    client = web.login("boss@example.com")
+    value = client.cookies[COOKIE]
+    client.cookies.set(COOKIE, value[:-3] + ("AAA" if not value.endswith("AAA") else "BBB"))
+    response = client.get("/accounts")
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/login")
+
+
+def test_logout_ends_the_session(web: Web) -> None:
+    web.user("boss@example.com", Role.ADMIN)
+    client = web.login("boss@example.com")
+    assert client.get("/accounts").status_code == 200
+    client.post("/logout", data={"csrf_token": csrf_of(client, "/accounts")})
+    assert client.get("/accounts").status_code == 303
+
+
+def test_a_wrong_password_says_so_without_naming_which_part_was_wrong(web: Web) -> None:
+    web.user("boss@example.com", Role.ADMIN)
+    client = web.client()
+    token = csrf_of(client, "/login")
+    for email in ("boss@example.com", "nobody@example.com"):
+        response = client.post(
+            "/login", data={"email": email, "password": "wrong password!", "csrf_token": token}
+        )
+        assert response.status_code == 401
+        assert "wrong e-mail or password" in response.text
+
+
+def test_login_redirects_only_to_local_paths(web: Web) -> None:
+    web.user("boss@example.com", Role.ADMIN)
+    client = web.client()
+    token = csrf_of(client, "/login")
+    response = client.post(
+        "/login",
+        data={
+            "email": "boss@example.com",
+            "password": PASSWORD,
+            "csrf_token": token,
+            "next": "//evil.test/",
+        },
+    )
+    assert response.headers["location"] == "/accounts"
+
+
+def test_ensure_admin_creates_the_first_admin_once(web: Web) -> None:
+    password = ensure_admin(web.container)
+    assert password is not None and len(password) >= 10
+    assert ensure_admin(web.container) is None
+    client = web.client()
+    response = client.post(
+        "/login",
+        data={
+            "email": "admin@postroom.local",
+            "password": password,
+            "csrf_token": csrf_of(client, "/login"),
+        },
+    )
+    assert response.status_code == 303
