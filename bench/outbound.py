@@ -186,6 +186,7 @@ PO_SCRIPT = textwrap.dedent("""
                                "NAME": tempfile.mktemp(suffix=".db")}},
         EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
         EMAIL_HOST="127.0.0.1", EMAIL_PORT=port, USE_TZ=True,
+        TEMPLATES=[{"BACKEND": "django.template.backends.django.DjangoTemplates"}],
         POST_OFFICE={"BATCH_SIZE": 1000, "THREADS_PER_PROCESS": 1, "LOG_LEVEL": 0},
     )
     django.setup()

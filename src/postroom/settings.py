@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     auto_disable_after_hours: float = 24.0
     # Checks
     check_deadline_s: float = 20.0
-    check_concurrency: int = 32
+    check_concurrency: int = 128
     # Web
     demo: bool = False
     session_max_age_s: int = 12 * 3600

@@ -110,7 +110,13 @@ def _wire_inbox(c: Container) -> None:
     raw = RawStore(s.var_dir / "mail")
     c.inbox = InboxService(c.engine, repo, raw, c.accounts, max_message_bytes=s.max_message_bytes)
     c.fetching = FetchingService(
-        c.engine, c.accounts, c.inbox, repo, FetchScheduleRepository(), c.log, c.network_policy,
+        c.engine,
+        c.accounts,
+        c.inbox,
+        repo,
+        FetchScheduleRepository(),
+        c.log,
+        c.network_policy,
         batch_size=s.fetch_batch_size,
         lease_s=s.worker_lease_s,
         auto_disable_auth_failures=s.auto_disable_auth_failures,

@@ -23,6 +23,7 @@ from postroom.domain.accounts import (
     AuthMode,
     IncomingDraft,
     OutgoingDraft,
+    Transport,
     account_warnings,
     next_status,
     validate_draft,
@@ -141,6 +142,7 @@ class AccountService:
         """Store a new account (active). With `verify`, the draft's servers are probed first
         and nothing is stored when a probe fails (the verifier raises)."""
         self._validate(draft)
+        self._check_sendmail(actor, draft, None)
         if not actor.can_manage(draft.team_id):
             raise Forbidden(
                 "you cannot create accounts for this team"
@@ -189,8 +191,10 @@ class AccountService:
     def _merged(self, actor: Actor, current: Account, changes: Mapping[str, Any]) -> AccountDraft:
         if current.status is AccountStatus.DELETED:
             raise Conflict("a deleted account cannot be changed; restore it first")
-        draft: AccountDraft = _coerce(AccountDraft, draft_of(current), changes, "")
+        before = draft_of(current)
+        draft: AccountDraft = _coerce(AccountDraft, before, changes, "")
         self._validate(draft)
+        self._check_sendmail(actor, draft, before)
         if draft.team_id != current.team_id:
             if not actor.can_manage(draft.team_id):
                 raise Forbidden("you cannot move an account to that team")
@@ -354,6 +358,16 @@ class AccountService:
         errors = validate_draft(draft)
         if errors:
             raise InvalidInput(fields=errors)
+
+    @staticmethod
+    def _check_sendmail(actor: Actor, draft: AccountDraft, before: AccountDraft | None) -> None:
+        """The worker executes `sendmail_path`: only an admin may point it somewhere new."""
+        out = draft.outgoing
+        if out is None or out.transport is not Transport.SENDMAIL or actor.is_admin:
+            return
+        old = before.outgoing if before is not None else None
+        if old is None or old.transport is not Transport.SENDMAIL or old.sendmail_path != out.sendmail_path:
+            raise Forbidden("only admins can configure the local sendmail transport (it runs a program)")
 
     def _visible(self, conn: sa.Connection, actor: Actor, account_id: int) -> Account:
         account = self._repo.get(conn, account_id)

@@ -26,10 +26,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from datetime import UTC, datetime
 from enum import Enum
-from types import NoneType, UnionType
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Any
 
 import sqlalchemy as sa
 import yaml
@@ -46,6 +44,7 @@ from postroom.domain.accounts import (
 from postroom.domain.people import Actor
 from postroom.errors import Forbidden, InvalidInput, SecretError
 from postroom.services.audit import AuditService, diff
+from postroom.services.draft_values import choices, convert_fields
 from postroom.storage.accounts import AccountRepository, Direction, draft_of
 from postroom.storage.people import PeopleRepository
 from postroom.storage.secrets import SecretBox
@@ -252,8 +251,10 @@ class PortabilityService:
             try:
                 status = AccountStatus(status_value)
             except ValueError:
-                errors[f"{prefix}.status"] = _choices(AccountStatus)
-        values = _convert_fields(AccountDraft, raw, prefix, errors, _ACCOUNT_RENAMED)
+                errors[f"{prefix}.status"] = choices(AccountStatus)
+        values = convert_fields(
+            AccountDraft, raw, prefix, errors, _ACCOUNT_RENAMED, frozenset(_PARTS)
+        )
         team = values.pop("team", None)
         values["team_id"] = None
         if team is not None:
@@ -284,7 +285,7 @@ class PortabilityService:
                     "password_encrypted"
                 )
                 part.pop("password")
-            part_values = _convert_fields(cls, part, f"{prefix}.{direction}", errors, _PART_RENAMED)
+            part_values = convert_fields(cls, part, f"{prefix}.{direction}", errors, _PART_RENAMED)
             token = part_values.pop("password_encrypted", None)
             if token is not None:
                 part_values["password"] = self._decrypt(token, f"{prefix}.{direction}", errors)
@@ -441,90 +442,6 @@ def _check_document(document: Any) -> list[Any]:
     if not isinstance(records, list):
         raise InvalidInput(fields={"accounts": "must be a list"})
     return records
-
-
-def _convert_fields(
-    cls: type,
-    raw: dict[str, Any],
-    prefix: str,
-    errors: dict[str, str],
-    renamed: Mapping[str, str],
-) -> dict[str, Any]:
-    """`raw` checked against the fields of dataclass `cls`: unknown keys and wrong types go to
-    `errors`; renamed fields (by-name references, encrypted passwords) are passed through raw
-    under their file name for the caller to resolve."""
-    hints = get_type_hints(cls)
-    by_file_name = {renamed.get(f.name, f.name): f.name for f in fields(cls)}
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        field = by_file_name.get(key) if isinstance(key, str) else None
-        path = f"{prefix}.{key}"
-        if field is None:
-            errors[path] = "is not a known field"
-        elif field in renamed or field in _PARTS:
-            values[key] = value
-        else:
-            try:
-                values[field] = _convert(value, hints[field])
-            except (TypeError, ValueError) as exc:
-                errors[path] = str(exc)
-    return values
-
-
-def _convert(value: Any, hint: Any) -> Any:
-    """`value` from YAML as type `hint` (the draft field's annotation), or ValueError."""
-    origin = get_origin(hint)
-    if origin in (Union, UnionType):
-        args = get_args(hint)
-        if value is None and NoneType in args:
-            return None
-        (hint,) = [a for a in args if a is not NoneType]
-        return _convert(value, hint)
-    if origin is tuple:
-        (item,) = get_args(hint)[:1]
-        if not isinstance(value, list):
-            raise ValueError("must be a list")
-        return tuple(_convert(v, item) for v in value)
-    if isinstance(hint, type) and issubclass(hint, Enum):
-        try:
-            return hint(value)
-        except ValueError:
-            raise ValueError(_choices(hint)) from None
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ValueError("must be true or false")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError("must be a whole number")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError("must be a number")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ValueError("must be text")
-        return value
-    if hint is datetime:
-        return _datetime(value)
-    raise TypeError(f"cannot import a value of type {hint}")  # a new draft field type
-
-
-def _datetime(value: Any) -> datetime:
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError("must be an ISO 8601 date and time") from None
-    if not isinstance(value, datetime):
-        raise ValueError("must be an ISO 8601 date and time")
-    # A time without zone is taken as UTC, the zone every stored time uses.
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-def _choices(enum: type[Enum]) -> str:
-    return "must be one of " + ", ".join(str(m.value) for m in enum)
 
 
 def _yaml_value(value: Any) -> Any:

@@ -65,6 +65,38 @@ _CLAIMED = (
 )
 
 
+def _finish(*guards: sa.ColumnElement[bool]) -> sa.Update:
+    return (
+        sa.update(M)
+        .where(M.c.id == sa.bindparam("m_id"), M.c.status == MessageStatus.SENDING.value, *guards)
+        .values(
+            status=sa.bindparam("m_status"),
+            lease_owner=None,
+            lease_until=None,
+            next_attempt_at=sa.bindparam("m_next"),
+            updated_at=sa.bindparam("m_now"),
+            last_error=sa.bindparam("m_error"),
+            sent_at=sa.bindparam("m_sent_at"),
+        )
+    )
+
+
+# Built once: compiling a statement per message costs more than the database round trip.
+_FINISH_SENT = _finish()
+_FINISH_OTHER = _finish(M.c.lease_owner == sa.bindparam("m_owner"))
+_RECIPIENT_UPDATE = (
+    sa.update(R)
+    .where(R.c.id == sa.bindparam("r_id"))
+    .values(
+        status=sa.bindparam("r_status"),
+        code=sa.bindparam("r_code"),
+        enhanced=sa.bindparam("r_enhanced"),
+        text=sa.bindparam("r_text"),
+        updated_at=sa.bindparam("r_now"),
+    )
+)
+
+
 def _message(row: sa.Row[Any]) -> OutboxMessage:
     m = row._mapping
     return OutboxMessage(
@@ -361,51 +393,51 @@ class OutboxRepository:
         """Record one attempt's outcome. Returns False when `owner` no longer holds the lease.
 
         A success is written even if the lease was lost meanwhile: the server took the message,
-        and saying otherwise would only cause another duplicate.
+        and saying otherwise would only cause another duplicate. This is the hot path of
+        delivery (one call per message), so it runs prepared statements with parameters.
         """
-        guard = [M.c.id == message_id, M.c.status == MessageStatus.SENDING.value]
-        if status is not MessageStatus.SENT:
-            guard.append(M.c.lease_owner == owner)
-        values: dict[str, Any] = {
-            "status": status.value,
-            "lease_owner": None,
-            "lease_until": None,
-            "next_attempt_at": next_attempt_at,
-            "updated_at": now,
-            "last_error": last_error,
+        params = {
+            "m_id": message_id,
+            "m_owner": owner,
+            "m_status": status.value,
+            "m_next": next_attempt_at,
+            "m_now": now,
+            "m_error": last_error,
+            "m_sent_at": now if status is MessageStatus.SENT else None,
         }
-        if status is MessageStatus.SENT:
-            values["sent_at"] = now
-        if conn.execute(sa.update(M).where(*guard).values(**values)).rowcount == 0:
+        stmt = _FINISH_SENT if status is MessageStatus.SENT else _FINISH_OTHER
+        if conn.execute(stmt, params).rowcount == 0:
             return False
-        for update in recipients:
-            conn.execute(
-                sa.update(R)
-                .where(R.c.id == update.id)
-                .values(
-                    status=update.status.value,
-                    code=update.code,
-                    enhanced=update.enhanced,
-                    text=update.text[:2000],
-                    updated_at=now,
-                )
-            )
+        rows = [
+            {
+                "r_id": u.id,
+                "r_status": u.status.value,
+                "r_code": u.code,
+                "r_enhanced": u.enhanced,
+                "r_text": u.text[:2000],
+                "r_now": now,
+            }
+            for u in recipients
+        ]
+        if rows:
+            conn.execute(_RECIPIENT_UPDATE, rows)
         self.add_attempt(conn, message_id, attempt)
         return True
 
     def add_attempt(self, conn: sa.Connection, message_id: int, attempt: AttemptRecord) -> None:
         conn.execute(
-            sa.insert(A).values(
-                message_id=message_id,
-                account_id=attempt.account_id,
-                worker=attempt.worker,
-                started_at=attempt.started_at,
-                outcome=attempt.outcome,
-                code=attempt.code,
-                detail=attempt.detail[:2000],
-                failover_from=attempt.failover_from,
-                transcript=attempt.transcript,
-            )
+            sa.insert(A),
+            {
+                "message_id": message_id,
+                "account_id": attempt.account_id,
+                "worker": attempt.worker,
+                "started_at": attempt.started_at,
+                "outcome": attempt.outcome,
+                "code": attempt.code,
+                "detail": attempt.detail[:2000],
+                "failover_from": attempt.failover_from,
+                "transcript": attempt.transcript,
+            },
         )
 
     def release(

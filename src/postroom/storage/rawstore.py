@@ -60,6 +60,7 @@ class RawStore:
         self.root = root
         self.durable = durable
         self._root_ready = False
+        self._dirs: set[Path] = set()
 
     def path(self, sha256: str) -> Path:
         """The file for `sha256` (whether or not it exists). Refuses anything but 64 hex digits."""
@@ -103,7 +104,9 @@ class RawStore:
             if target.exists():
                 os.unlink(tmp_name)
             else:
-                target.parent.mkdir(parents=True, exist_ok=True)
+                if target.parent not in self._dirs:  # at most 65,536 of them: cache them
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    self._dirs.add(target.parent)
                 os.replace(tmp_name, target)
         except BaseException:
             if os.path.exists(tmp_name):

@@ -39,7 +39,10 @@ def container(tmp_path: Path, dovecot: DovecotServer) -> Iterator[Container]:
 @pytest.fixture
 def make_account(container: Container, dovecot: DovecotServer) -> MakeAccount:
     """An active account on a fresh Dovecot user: returns (account id, dovecot user)."""
+    return account_factory(container, dovecot)
 
+
+def account_factory(container: Container, dovecot: DovecotServer) -> MakeAccount:
     def make(
         service: str = "imap",
         *,

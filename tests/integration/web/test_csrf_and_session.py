@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
 from postroom.domain.accounts import AccountDraft, AuthMode, OutgoingDraft, Security
@@ -91,10 +93,16 @@ def test_the_session_cookie_is_secure_in_production(tmp_path: Path) -> None:
 
 
 def test_a_tampered_cookie_is_no_session(web: Web) -> None:
-    web.user("boss@example.com", Role.ADMIN)
-    client = web.login("boss@example.com")
-    value = client.cookies[COOKIE]
-    client.cookies.set(COOKIE, value[:-3] + ("AAA" if not value.endswith("AAA") else "BBB"))
+    """Signed, not trusted: a cookie whose payload names another user is ignored."""
+    web.user("member@example.com", Role.MEMBER)
+    admin_id = web.user("boss@example.com", Role.ADMIN)
+    value = web.login("member@example.com").cookies[COOKIE]
+    payload, _, signature = value.partition(".")
+    data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    data["u"] = admin_id
+    forged = base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+    client = web.client()
+    client.cookies.set(COOKIE, f"{forged}.{signature}")
     response = client.get("/accounts")
     assert response.status_code == 303
     assert response.headers["location"].startswith("/login")
