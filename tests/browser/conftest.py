@@ -53,18 +53,14 @@ class Site:
 @pytest.fixture(scope="session")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     tmp = tmp_path_factory.mktemp("web")
-    container = build(
-        load_settings(database_url=f"sqlite:///{tmp}/t.db", var_dir=tmp, env="test")
-    )
+    container = build(load_settings(database_url=f"sqlite:///{tmp}/t.db", var_dir=tmp, env="test"))
     container.migrate()
     password = ensure_admin(container)
     assert password is not None
     demo = prepare_demo(container)
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(container), log_level="warning", lifespan="off", ws="none"
-    )
+    config = uvicorn.Config(create_app(container), log_level="warning", lifespan="off", ws="none")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()

@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from postroom.domain.accounts import AccountDraft, AuthMode, OutgoingDraft, Security, SendMode
+from postroom.domain.accounts import (
+    AccountDraft,
+    AuthMode,
+    IncomingDraft,
+    OutgoingDraft,
+    Security,
+    SendMode,
+)
 from postroom.domain.outbox import Draft
 from postroom.domain.people import Actor
 from tests.browser.conftest import PEER_SECRET, PEER_USER, Site, log_in
@@ -41,7 +48,9 @@ def smtp_account(site: Site, name: str, **outgoing: object) -> int:
     return site.container.accounts.create(Actor.system(), draft).id
 
 
-def test_login_refuses_a_wrong_password_then_lets_the_admin_in(browser: Browser, site: Site) -> None:
+def test_login_refuses_a_wrong_password_then_lets_the_admin_in(
+    browser: Browser, site: Site
+) -> None:
     context = browser.new_context()
     page = context.new_page()
     page.goto(f"{site.url}/accounts")
@@ -185,6 +194,11 @@ def test_export_the_mail_server_masters_report_as_csv(
     page.goto(f"{site.url}/reports/masters")
     expect(page.locator("table.report")).to_contain_text("Demo")
     site.shot(page, "report-masters")
+    page.emulate_media(media="print")  # the print stylesheet: the table only
+    expect(page.get_by_role("navigation", name="Main")).to_be_hidden()
+    expect(page.get_by_role("link", name="Export CSV")).to_be_hidden()
+    expect(page.locator("table.report")).to_be_visible()
+    page.emulate_media(media="screen")
     with page.expect_download() as info:
         page.get_by_role("link", name="Export CSV").click()
     target = tmp_path / "masters.csv"
@@ -200,12 +214,15 @@ def test_resend_from_the_failed_journal(page: Page, site: Site) -> None:
     site.peer.refuse("nobody@example.test", "550 5.1.1 No such user")
     submitted = site.container.outbox.submit(
         Actor.system(),
-        Draft(to=("nobody@example.test",), subject="Refused once", text="hi", account_id=account_id),
+        Draft(
+            to=("nobody@example.test",), subject="Refused once", text="hi", account_id=account_id
+        ),
     )
     assert submitted.message.status.value == "failed"
     page.goto(f"{site.url}/outbox?view=failed")
     row = page.locator("tr", has_text="Refused once")
     expect(row).to_be_visible()
+    expect(page.locator('[data-status="failed"] b')).not_to_have_text("…")  # counters load
     site.shot(page, "outbox-failed")
     row.get_by_role("link", name="Refused once").click()
     expect(page.locator("main")).to_contain_text("550")
@@ -213,6 +230,8 @@ def test_resend_from_the_failed_journal(page: Page, site: Site) -> None:
     page.get_by_role("button", name="Resend").click()
     expect(page.get_by_role("status")).to_contain_text("queued again")
     expect(page.locator("h1 .status")).to_have_text("queued")
+    page.goto(f"{site.url}/outbox?view=queue")
+    expect(page.locator("tr", has_text="Refused once")).to_be_visible()
 
 
 class OtherOrigin:
@@ -222,7 +241,7 @@ class OtherOrigin:
         pages: dict[str, bytes] = {}
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's hook name
+            def do_GET(self) -> None:
                 body = pages.get(self.path, b"")
                 self.send_response(200 if body else 404)
                 self.send_header("Content-Type", "text/html")
@@ -299,3 +318,21 @@ def test_the_main_pages_as_a_user_sees_them(browser: Browser, page: Page, site: 
     expect(small.get_by_role("link", name="Demo", exact=True)).to_be_visible()
     site.shot(small, "accounts-list-phone")
     phone.close()
+
+
+def test_an_inbox_message_renders_in_a_sandboxed_frame(page: Page, site: Site) -> None:
+    from tests.integration.web.test_pages import MAIL
+
+    draft = AccountDraft(
+        name="Helpdesk",
+        email="helpdesk@example.com",
+        incoming=IncomingDraft(host="imap.example.com", username="desk"),
+    )
+    account_id = site.container.accounts.create(Actor.system(), draft).id
+    site.container.inbox.ingest(account_id, MAIL)
+    page.goto(f"{site.url}/inbox?account={account_id}")
+    page.get_by_role("link", name="Invoice 42").click()
+    frame = page.frame_locator("iframe[sandbox]")
+    expect(frame.locator("b")).to_have_text("desk")
+    expect(page.get_by_role("link", name="note.txt")).to_be_visible()
+    site.shot(page, "inbox-message")

@@ -54,6 +54,9 @@ def create_app(container: Container) -> FastAPI:
     problems.install(app)
     app.add_middleware(BodyLimit, limit=container.settings.max_body_bytes)
     for name in ROUTERS:
-        app.include_router(import_module(name).router)
+        # max_body_size also stops chunked bodies, which have no Content-Length for BodyLimit.
+        app.include_router(
+            import_module(name).router, max_body_size=container.settings.max_body_bytes
+        )
     import_module("postroom.web.app").mount(app, container)
     return app

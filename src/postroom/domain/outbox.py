@@ -8,12 +8,14 @@ after a temporary failure; `settle` derives a message's status from its recipien
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import getaddresses, parseaddr
 from enum import StrEnum
 
 from postroom.domain.accounts import SendMode
+from postroom.domain.delivery import RecipientResult, Reply, ReplyClass
 from postroom.errors import InvalidInput
 
 
@@ -365,3 +367,42 @@ class OutboxQuery:
     until: datetime | None = None
     offset: int = 0
     limit: int = 50
+
+
+_BY_CLASS = {
+    ReplyClass.SUCCESS: RecipientStatus.SENT,
+    ReplyClass.TRANSIENT: RecipientStatus.DEFERRED,
+    ReplyClass.PERMANENT: RecipientStatus.FAILED,
+}
+
+
+def recipient_updates(
+    pending: Sequence[PendingRecipient],
+    results: Sequence[RecipientResult],
+    data: Reply | None,
+    unknown: bool,
+) -> tuple[list[RecipientUpdate], str, int | None]:
+    """What one SMTP transaction's answers mean per recipient, a one-line detail, and the
+    deciding reply code. A recipient accepted at RCPT whose message then vanished with the
+    connection after the final "." (`unknown`) stays deferred: it may have been delivered, and
+    the re-send reuses the Message-ID so the receiver can drop the duplicate."""
+    by_address = {r.address: r for r in results}
+    updates: list[RecipientUpdate] = []
+    for recipient in pending:
+        result = by_address.get(recipient.address)
+        if result is None:
+            text, status, code, enhanced = "no answer for this recipient", None, None, ""
+        elif unknown and result.reply_class is ReplyClass.SUCCESS:
+            text, status, code, enhanced = "connection lost after the final '.'", None, None, ""
+        else:
+            status, code = _BY_CLASS[result.reply_class], result.code
+            text, enhanced = result.text, result.enhanced_status or ""
+        updates.append(
+            RecipientUpdate(recipient.id, status or RecipientStatus.DEFERRED, code, enhanced, text)
+        )
+    if unknown:
+        return updates, "connection lost after the final '.'; outcome unknown", None
+    if data is not None:
+        return updates, f"{data.code} {data.text}", data.code
+    worst = max(results, key=lambda r: r.code)
+    return updates, f"{worst.code} {worst.text} ({worst.stage})", worst.code

@@ -2,53 +2,44 @@
 
     plan(batch) → chunks (per account [and sender, for per-employee logins], at most
                   max_messages_per_connection each, at most max_connections per account)
-    deliver_chunk(chunk) → open ONE SmtpSession → for each message: send → write its result
+    deliver_chunk(chunk) → open ONE SmtpSession → for each message: send → record its result
 
 Reply classes decide (RFC 5321 §4.2.1): 2xx sent, 4xx and network errors deferred with the
 retry policy's backoff, 5xx failed for that recipient only. A connection lost after the final
 "." is "unknown" and the message is re-sent later with the same bytes and Message-ID. An auth
 failure defers the whole account and flags it instead of trying again per message (lockouts).
 Connect or auth failure switches to the account's failover account when one is configured.
-Each result is committed right after the server's answer, with a system-log row (source
-"Outgoing", with account_id, so it shows in the account's timeline).
+A per-account rate limit delays (releases back to the queue), it never fails a message.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
 from postroom import errors
 from postroom.domain.accounts import Account, AccountStatus, AuthMode, Transport
-from postroom.domain.delivery import RecipientResult, ReplyClass
 from postroom.domain.outbox import (
-    AttemptRecord,
     ClaimedMessage,
-    MessageStatus,
     RecipientStatus,
     RecipientUpdate,
     RetryPolicy,
-    settle,
+    recipient_updates,
 )
 from postroom.protocols.endpoints import NetworkPolicy
 from postroom.protocols.sendmail import send_via_sendmail
-from postroom.protocols.smtp import SendOutcome, SmtpSession
+from postroom.protocols.smtp import SmtpSession
 from postroom.protocols.transcript import Transcript
 from postroom.services.accounts import AccountService
 from postroom.services.log import SystemLogService
+from postroom.services.results import DeliveryResult, Recorder, ResultWriter, Run
 from postroom.storage.outbox import OutboxRepository
 from postroom.storage.types import utcnow
 
-_STATUS = {
-    ReplyClass.SUCCESS: RecipientStatus.SENT,
-    ReplyClass.TRANSIENT: RecipientStatus.DEFERRED,
-    ReplyClass.PERMANENT: RecipientStatus.FAILED,
-}
 # Failures of the connection itself: another server (the failover account) may do better.
 _CONNECT_FAILURES = (
     errors.ConnectFailed,
@@ -59,49 +50,7 @@ _CONNECT_FAILURES = (
 )
 EX_TEMPFAIL = 75  # sysexits.h: sendmail's "try again later"
 
-
-@dataclass(frozen=True, slots=True)
-class DeliveryResult:
-    """One message after one attempt, as immediate mode returns it."""
-
-    message_id: int
-    status: MessageStatus
-    detail: str
-    account_id: int
-    transcript: list[dict[str, object]] = field(default_factory=list)
-
-
-class _Recorder:
-    """Writes results on its own thread, in order, one transaction per message, while the
-    session already sends the next message (the database round trip no longer adds to the
-    SMTP one). A crash loses at most the few results still queued; those messages are still
-    leased as 'sending', i.e. in flight, and are re-sent with the same Message-ID."""
-
-    def __init__(self, depth: int = 16) -> None:
-        self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=depth)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._loop, name="delivery-recorder", daemon=True)
-        self._thread.start()
-
-    def put(self, job: Callable[[], None]) -> None:
-        if self._error is not None:
-            raise self._error
-        self._jobs.put(job)
-
-    def close(self) -> None:
-        """Wait until every queued result is committed; re-raise a write failure."""
-        self._jobs.put(None)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-
-    def _loop(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            if self._error is None:
-                try:
-                    job()
-                except BaseException as exc:  # surfaced by put()/close() on the sender's side
-                    self._error = exc
+__all__ = ["Chunk", "DeliveryResult", "DeliveryService"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,28 +75,30 @@ class DeliveryService:
         self._log = log
         self._policy = policy
         self._network = network_policy
+        self._results = ResultWriter(engine, repo, log, policy)
 
-    # -- planning ------------------------------------------------------------------------------
-
-    def plan(self, batch: Sequence[ClaimedMessage], owner: str) -> list[Chunk]:
-        """Split a claimed batch into connection-sized chunks; what does not fit under the
-        account's connection cap is released back to the queue untouched."""
-        by_key: dict[tuple[int, int | None], list[ClaimedMessage]] = {}
+    def plan(self, batch: Sequence[ClaimedMessage], owner: str, parallel: int = 1) -> list[Chunk]:
+        """Split a claimed batch into connection-sized chunks, spread over up to `parallel`
+        connections per account (never more than its max_connections); what does not fit under
+        the account's caps is released back to the queue untouched."""
+        groups: dict[tuple[int, int | None], list[ClaimedMessage]] = {}
         accounts: dict[int, Account] = {}
         for message in batch:
             if message.account_id not in accounts:
                 accounts[message.account_id] = self._accounts.get_system(message.account_id)
             out = accounts[message.account_id].outgoing
             per_sender = out is not None and out.auth_mode is AuthMode.PER_EMPLOYEE
-            key = (message.account_id, message.sender_user_id if per_sender else None)
-            by_key.setdefault(key, []).append(message)
+            groups.setdefault(
+                (message.account_id, message.sender_user_id if per_sender else None), []
+            ).append(message)
         chunks: list[Chunk] = []
         leftover: list[int] = []
         used: dict[int, int] = {}
-        for (account_id, _sender), messages in by_key.items():
+        for (account_id, _sender), messages in groups.items():
             out = accounts[account_id].outgoing
-            size = max(out.max_messages_per_connection if out else 100, 1)
             cap = max(out.max_connections if out else 1, 1)
+            spread = -(-len(messages) // max(min(cap, parallel), 1))  # ceiling division
+            size = max(min(out.max_messages_per_connection if out else 100, spread), 1)
             for start in range(0, len(messages), size):
                 part = messages[start : start + size]
                 if used.get(account_id, 0) >= cap:
@@ -160,17 +111,15 @@ class DeliveryService:
                 self._repo.release(conn, leftover, owner, utcnow())
         return chunks
 
-    # -- delivering ----------------------------------------------------------------------------
-
     def deliver_one(self, message: ClaimedMessage, owner: str) -> DeliveryResult:
         """Deliver one leased message now (immediate mode) and return its result."""
         results = self.deliver_chunk(Chunk(message.account_id, (message,)), owner, capture=True)
         if results:
             return results[0]
-        with self._engine.begin() as conn:  # released (rate limit): it stays queued
+        with self._engine.begin() as conn:  # released (rate limit, auth hold): still queued
             stored = self._repo.get(conn, message.id, details=False)
         return DeliveryResult(
-            message.id, stored.status, "delayed by the rate limit", message.account_id
+            message.id, stored.status, "delayed: it waits in the queue", message.account_id
         )
 
     def deliver_chunk(
@@ -187,8 +136,9 @@ class DeliveryService:
             return self._run(account, chunk.messages, owner, stop, None, capture)
         backup = self._failover(account)
         if backup is None:
+            run = Run(account, owner)
             detail = f"account {account.name!r} cannot send (inactive, paused or no server)"
-            return self._defer_all(chunk.messages, owner, account.id, detail, None)
+            return [self._results.defer(run, m, detail) for m in chunk.messages]
         return self._run(backup, chunk.messages, owner, stop, account.id, capture)
 
     def _run(
@@ -200,71 +150,48 @@ class DeliveryService:
         failover_from: int | None,
         capture: bool,
     ) -> list[DeliveryResult]:
-        out = account.outgoing
-        assert out is not None
-        recorder = _Recorder()
+        transcript = Transcript("smtp") if capture or account.debug else None
+        run = Run(account, owner, Recorder(), failover_from, transcript)
         try:
+            out = account.outgoing
+            assert out is not None
             if out.transport is Transport.SENDMAIL:
-                return [
-                    self._sendmail(account, m, owner, failover_from, recorder)
-                    for m in self._go_ahead(account, messages, owner, stop)
-                ]
-            return self._smtp(account, messages, owner, stop, failover_from, capture, recorder)
+                return [self._sendmail(run, m) for m in self._go_ahead(run, messages, stop)]
+            return self._smtp(run, messages, stop, capture)
         finally:
-            recorder.close()
+            assert run.recorder is not None
+            run.recorder.close()
 
     def _smtp(
         self,
-        account: Account,
+        run: Run,
         messages: Sequence[ClaimedMessage],
-        owner: str,
         stop: threading.Event | None,
-        failover_from: int | None,
         capture: bool,
-        recorder: _Recorder,
     ) -> list[DeliveryResult]:
-        hold = self._auth_hold(account)
+        hold = self._auth_hold(run.account)
         if hold is not None:
             with self._engine.begin() as conn:
-                self._repo.release(conn, [m.id for m in messages], owner, utcnow(), hold)
+                self._repo.release(conn, [m.id for m in messages], run.owner, utcnow(), hold)
             return []
-        transcript = Transcript("smtp") if capture or account.debug else None
         results: list[DeliveryResult] = []
         session: SmtpSession | None = None
         try:
-            for message in self._go_ahead(account, messages, owner, stop):
+            for message in self._go_ahead(run, messages, stop):
                 if session is None or not session.is_open:
                     try:
-                        session = self._open(account, message, transcript)
+                        session = self._open(run, message)
                     except errors.PostroomError as exc:
                         rest = list(messages[messages.index(message) :])
-                        return results + self._open_failed(
-                            account,
-                            rest,
-                            owner,
-                            stop,
-                            failover_from,
-                            capture,
-                            exc,
-                            transcript,
-                            recorder,
-                        )
-                results.append(
-                    self._send(
-                        session, account, message, owner, failover_from, transcript, recorder
-                    )
-                )
+                        return results + self._open_failed(run, rest, stop, capture, exc)
+                results.append(self._send(run, session, message))
         finally:
             if session is not None:
                 session.close()
         return results
 
     def _go_ahead(
-        self,
-        account: Account,
-        messages: Sequence[ClaimedMessage],
-        owner: str,
-        stop: threading.Event | None,
+        self, run: Run, messages: Sequence[ClaimedMessage], stop: threading.Event | None
     ) -> Iterator[ClaimedMessage]:
         """The messages that may go now, one at a time; the rest are released, never failed.
 
@@ -272,17 +199,15 @@ class DeliveryService:
         attempts in the last period across all workers (the attempt log is shared); a full
         window delays the remaining messages until the oldest attempt leaves it.
         """
-        for index, message in enumerate(self._within_rate(account, messages, owner)):
+        for index, message in enumerate(self._within_rate(run, messages)):
             if stop is not None and stop.is_set():
                 with self._engine.begin() as conn:
-                    self._repo.release(conn, [m.id for m in messages[index:]], owner, utcnow())
+                    self._repo.release(conn, [m.id for m in messages[index:]], run.owner, utcnow())
                 return
             yield message
 
-    def _within_rate(
-        self, account: Account, messages: Sequence[ClaimedMessage], owner: str
-    ) -> list[ClaimedMessage]:
-        out = account.outgoing
+    def _within_rate(self, run: Run, messages: Sequence[ClaimedMessage]) -> list[ClaimedMessage]:
+        out, account = run.account.outgoing, run.account
         assert out is not None
         count, period = out.rate_limit_count, out.rate_limit_period_s
         if not (count and period):
@@ -296,7 +221,7 @@ class DeliveryService:
                     stamps = sorted(window) + [utcnow()] * len(allowed)
                     free_at = stamps[len(stamps) - count] + timedelta(seconds=period)
                     later = [m.id for m in messages[index:]]
-                    self._repo.release(conn, later, owner, utcnow(), max(free_at, utcnow()))
+                    self._repo.release(conn, later, run.owner, utcnow(), max(free_at, utcnow()))
                     self._log.write(
                         "Outgoing",
                         "info",
@@ -310,27 +235,25 @@ class DeliveryService:
                 allowed.append(message)
         return allowed
 
-    def _open(
-        self, account: Account, message: ClaimedMessage, transcript: Transcript | None
-    ) -> SmtpSession:
+    def _open(self, run: Run, message: ClaimedMessage) -> SmtpSession:
         _, endpoint = self._accounts.outgoing_endpoint(
-            account.id, sender_user_id=message.sender_user_id
+            run.account.id, sender_user_id=message.sender_user_id
         )
         session = SmtpSession(
             endpoint,
             policy=self._network,
+            transcript=run.transcript,
             operation_deadline_s=max(endpoint.timeout_s * 4, 30.0),
-            transcript=transcript,
         )
         session.open()
         with self._engine.begin() as conn:
-            if self._repo.auth_failing_since(conn, account.id) is not None:
-                self._repo.set_auth_failing(conn, account.id, None)
+            if self._repo.auth_failing_since(conn, run.account.id) is not None:
+                self._repo.set_auth_failing(conn, run.account.id, None)
                 self._log.write(
                     "Outgoing",
                     "info",
                     "authentication works again",
-                    account_id=account.id,
+                    account_id=run.account.id,
                     action="auth_recovered",
                     conn=conn,
                 )
@@ -338,37 +261,29 @@ class DeliveryService:
 
     def _open_failed(
         self,
-        account: Account,
+        run: Run,
         messages: list[ClaimedMessage],
-        owner: str,
         stop: threading.Event | None,
-        failover_from: int | None,
         capture: bool,
         exc: errors.PostroomError,
-        transcript: Transcript | None,
-        recorder: _Recorder,
     ) -> list[DeliveryResult]:
         """Connect/auth failed: flag auth trouble, try the failover account, else defer all."""
+        account = run.account
         if isinstance(exc, errors.AuthFailed):
             self._flag_auth_failure(account, exc)
-        if failover_from is None and isinstance(exc, _CONNECT_FAILURES):
+        if run.failover_from is None and isinstance(exc, _CONNECT_FAILURES):
             backup = self._failover(account)
             if backup is not None:
-                with self._engine.begin() as conn:
-                    self._log.write(
-                        "Outgoing",
-                        "warning",
-                        f"{account.name!r} failed ({exc.message}); failing over to {backup.name!r}",
-                        account_id=account.id,
-                        action="failover",
-                        conn=conn,
-                    )
-                return self._run(backup, messages, owner, stop, account.id, capture)
-        trail = transcript.to_dicts() if transcript is not None else None
+                self._log.write(
+                    "Outgoing",
+                    "warning",
+                    f"{account.name!r} failed ({exc.message}); failing over to {backup.name!r}",
+                    account_id=account.id,
+                    action="failover",
+                )
+                return self._run(backup, messages, run.owner, stop, account.id, capture)
         outcome = "auth_failed" if isinstance(exc, errors.AuthFailed) else "deferred"
-        return self._defer_all(
-            messages, owner, account.id, exc.message, trail, failover_from, outcome, recorder
-        )
+        return [self._results.defer(run, m, exc.message, outcome) for m in messages]
 
     def _auth_hold(self, account: Account) -> datetime | None:
         """While the account's login fails, the time before which no login is tried again."""
@@ -395,8 +310,7 @@ class DeliveryService:
                     account_id=account.id,
                     conn=conn,
                 )
-            hold = self._policy.auth_hold_until(since, now)
-            self._repo.postpone_account(conn, account.id, hold)
+            self._repo.postpone_account(conn, account.id, self._policy.auth_hold_until(since, now))
             self._log.write(
                 "SMTP Auth",
                 "error",
@@ -406,228 +320,45 @@ class DeliveryService:
                 conn=conn,
             )
 
-    def _send(
-        self,
-        session: SmtpSession,
-        account: Account,
-        message: ClaimedMessage,
-        owner: str,
-        failover_from: int | None,
-        transcript: Transcript | None,
-        recorder: _Recorder,
-    ) -> DeliveryResult:
+    def _send(self, run: Run, session: SmtpSession, message: ClaimedMessage) -> DeliveryResult:
         started = utcnow()
-        mark = len(transcript.entries) if transcript is not None else 0
         addresses = [r.address for r in message.recipients]
         try:
             outcome = session.send(message.envelope_from, addresses, message.raw)
         except errors.PostroomError as exc:
             # Broke before the final ".": nothing was accepted; try again later.
-            updates = [
-                RecipientUpdate(r.id, RecipientStatus.DEFERRED, None, "", exc.message)
-                for r in message.recipients
-            ]
-            trail = transcript.to_dicts()[mark:] if transcript is not None else None
-            return self._record(
-                message,
-                owner,
-                account,
-                updates,
-                "deferred",
-                None,
-                exc.message,
-                started,
-                failover_from,
-                trail,
-                recorder,
-            )
-        updates, detail, code = _updates(message, outcome)
-        trail = transcript.to_dicts()[mark:] if transcript is not None else None
-        return self._record(
-            message,
-            owner,
-            account,
-            updates,
-            "unknown" if outcome.unknown else "",
-            code,
-            detail,
-            started,
-            failover_from,
-            trail,
-            recorder,
+            return self._results.defer(run, message, exc.message)
+        updates, detail, code = recipient_updates(
+            message.recipients, outcome.recipients, outcome.data, outcome.unknown
         )
+        outcome_name = "unknown" if outcome.unknown else ""
+        return self._results.record(run, message, updates, outcome_name, code, detail, started)
 
-    def _sendmail(
-        self,
-        account: Account,
-        message: ClaimedMessage,
-        owner: str,
-        failover_from: int | None,
-        recorder: _Recorder,
-    ) -> DeliveryResult:
-        out = account.outgoing
+    def _sendmail(self, run: Run, message: ClaimedMessage) -> DeliveryResult:
+        """The local MTA's binary: exit 0 sent, EX_TEMPFAIL deferred, anything else failed."""
+        out = run.account.outgoing
         assert out is not None
         started = utcnow()
-        addresses = [r.address for r in message.recipients]
         try:
             result = send_via_sendmail(
                 out.sendmail_path,
                 message.raw,
-                addresses,
+                [r.address for r in message.recipients],
                 sender=message.envelope_from,
                 timeout_s=out.timeout_s,
             )
-            status = (
-                RecipientStatus.SENT
-                if result.exit_status == 0
-                else RecipientStatus.DEFERRED
-                if result.exit_status == EX_TEMPFAIL
-                else RecipientStatus.FAILED
-            )
-            detail = f"sendmail exit status {result.exit_status}: {result.output}".strip()
         except errors.PostroomError as exc:
-            status, detail = RecipientStatus.DEFERRED, exc.message
+            return self._results.defer(run, message, exc.message)
+        status = (
+            RecipientStatus.SENT
+            if result.exit_status == 0
+            else RecipientStatus.DEFERRED
+            if result.exit_status == EX_TEMPFAIL
+            else RecipientStatus.FAILED
+        )
+        detail = f"sendmail exit status {result.exit_status}: {result.output}".strip()
         updates = [RecipientUpdate(r.id, status, None, "", detail) for r in message.recipients]
-        return self._record(
-            message,
-            owner,
-            account,
-            updates,
-            "",
-            None,
-            detail,
-            started,
-            failover_from,
-            None,
-            recorder,
-        )
-
-    def _defer_all(
-        self,
-        messages: Sequence[ClaimedMessage],
-        owner: str,
-        account_id: int,
-        detail: str,
-        transcript: list[dict[str, object]] | None,
-        failover_from: int | None = None,
-        outcome: str = "deferred",
-        recorder: _Recorder | None = None,
-    ) -> list[DeliveryResult]:
-        account = self._accounts.get_system(account_id)
-        started = utcnow()
-        return [
-            self._record(
-                m,
-                owner,
-                account,
-                [
-                    RecipientUpdate(r.id, RecipientStatus.DEFERRED, None, "", detail)
-                    for r in m.recipients
-                ],
-                outcome,
-                None,
-                detail,
-                started,
-                failover_from,
-                transcript,
-                recorder,
-            )
-            for m in messages
-        ]
-
-    def _record(
-        self,
-        message: ClaimedMessage,
-        owner: str,
-        account: Account,
-        updates: list[RecipientUpdate],
-        outcome: str,
-        code: int | None,
-        detail: str,
-        started: datetime,
-        failover_from: int | None,
-        transcript: list[dict[str, object]] | None,
-        recorder: _Recorder | None = None,
-    ) -> DeliveryResult:
-        """Settle the message and apply the retry policy now; commit the result and its log
-        row in one transaction, through `recorder` when given (see _Recorder)."""
-        now = utcnow()
-        status = settle([u.status for u in updates])
-        next_at = None
-        if status is MessageStatus.DEFERRED:
-            decision = self._policy.decide(message.attempts, now, message.expires_at)
-            if decision.give_up:
-                updates = [
-                    u
-                    if u.status in (RecipientStatus.SENT, RecipientStatus.FAILED)
-                    else RecipientUpdate(
-                        u.id,
-                        RecipientStatus.FAILED,
-                        u.code,
-                        u.enhanced,
-                        f"{decision.reason}; last answer: {u.text}",
-                    )
-                    for u in updates
-                ]
-                status, detail = settle([u.status for u in updates]), decision.reason
-            else:
-                next_at = decision.send_again_at
-        attempt = AttemptRecord(
-            account_id=account.id,
-            worker=owner,
-            started_at=started,
-            outcome=outcome or status.value,
-            code=code,
-            detail=detail,
-            failover_from=failover_from,
-            transcript=transcript,
-        )
-
-        def write() -> None:
-            with self._engine.begin() as conn:
-                self._write(conn, message, owner, account, status, updates, attempt, next_at)
-
-        if recorder is None:
-            write()
-        else:
-            recorder.put(write)
-        return DeliveryResult(message.id, status, detail, account.id, transcript or [])
-
-    def _write(
-        self,
-        conn: sa.Connection,
-        message: ClaimedMessage,
-        owner: str,
-        account: Account,
-        status: MessageStatus,
-        updates: list[RecipientUpdate],
-        attempt: AttemptRecord,
-        next_at: datetime | None,
-    ) -> None:
-        written = self._repo.finish(
-            conn,
-            message.id,
-            owner,
-            status=status,
-            recipients=updates,
-            attempt=attempt,
-            now=utcnow(),
-            next_attempt_at=next_at,
-            last_error="" if status is MessageStatus.SENT else attempt.detail,
-        )
-        if written:
-            level = {MessageStatus.SENT: "info", MessageStatus.DEFERRED: "warning"}
-            self._log.write(
-                "Outgoing",
-                level.get(status, "error"),
-                f"message {message.id} {message.message_id} {status.value}: {attempt.detail}",
-                account_id=account.id,
-                action=f"message_{status.value}",
-                transcript=attempt.transcript if account.debug else None,
-                conn=conn,
-            )
-
-    # -- accounts ------------------------------------------------------------------------------
+        return self._results.record(run, message, updates, "", None, detail, started)
 
     @staticmethod
     def _usable(account: Account) -> bool:
@@ -646,47 +377,3 @@ class DeliveryService:
         except errors.NotFound:
             return None
         return backup if self._usable(backup) else None
-
-
-def _updates(
-    message: ClaimedMessage, outcome: SendOutcome
-) -> tuple[list[RecipientUpdate], str, int | None]:
-    """Recipient updates for one SendOutcome, a one-line detail, and the deciding code."""
-    by_address: dict[str, RecipientResult] = {r.address: r for r in outcome.recipients}
-    updates: list[RecipientUpdate] = []
-    for recipient in message.recipients:
-        result = by_address.get(recipient.address)
-        if result is None:
-            updates.append(
-                RecipientUpdate(
-                    recipient.id, RecipientStatus.DEFERRED, None, "", "no answer for this recipient"
-                )
-            )
-        elif outcome.unknown and result.reply_class is ReplyClass.SUCCESS:
-            # Accepted at RCPT, then the line died after the final ".": maybe delivered.
-            updates.append(
-                RecipientUpdate(
-                    recipient.id,
-                    RecipientStatus.DEFERRED,
-                    None,
-                    "",
-                    "connection lost after the message was sent; "
-                    "re-sending with the same Message-ID",
-                )
-            )
-        else:
-            updates.append(
-                RecipientUpdate(
-                    recipient.id,
-                    _STATUS[result.reply_class],
-                    result.code,
-                    result.enhanced_status or "",
-                    result.text,
-                )
-            )
-    if outcome.unknown:
-        return updates, "connection lost after the final '.'; outcome unknown", None
-    if outcome.data is not None:
-        return updates, f"{outcome.data.code} {outcome.data.text}", outcome.data.code
-    worst = max(outcome.recipients, key=lambda r: r.code)
-    return updates, f"{worst.code} {worst.text} ({worst.stage})", worst.code

@@ -23,7 +23,13 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from postroom.domain.accounts import Account, AfterImport, Incoming, IncomingProtocol
+from postroom.domain.accounts import (
+    Account,
+    AccountStatus,
+    AfterImport,
+    Incoming,
+    IncomingProtocol,
+)
 from postroom.domain.inbox import (
     Cursor,
     CursorAction,
@@ -63,6 +69,36 @@ def _chunks(items: Iterator[T], size: int) -> Iterator[list[T]]:
             batch = []
     if batch:
         yield batch
+
+
+def _after_import(incoming: Incoming) -> AfterImport:
+    """The IMAP action after import; `keep_on_server=False` without an action means delete."""
+    if incoming.after_import is AfterImport.KEEP and not incoming.keep_on_server:
+        return AfterImport.DELETE
+    return incoming.after_import
+
+
+class _Interrupted(FetchError):
+    """The fetch stopped between batches because the fetcher is shutting down."""
+
+
+def _report(
+    run: _Run, account: Account | None, error: str, *, auth: bool, reason: str | None
+) -> FetchReport:
+    c = run.counts
+    return FetchReport(
+        account_id=run.account_id,
+        protocol=account.incoming.protocol.value if account and account.incoming else "",
+        ok=not error,
+        stored=c[StoreOutcome.STORED],
+        quarantined=c[StoreOutcome.QUARANTINED],
+        duplicates=c[StoreOutcome.DUPLICATE],
+        skipped=c[StoreOutcome.SKIPPED],
+        error=error,
+        auth_failure=auth,
+        disabled_reason=reason or "",
+        folders=tuple(run.folders),
+    )
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -162,7 +198,7 @@ class FetchingService:
         """Fetch one account now (API, CLI). Conflict when it is inactive or already being
         fetched, or has no enabled incoming part."""
         account = self._accounts.get_system(account_id)
-        if account.status.value != "active":
+        if account.status is not AccountStatus.ACTIVE:
             raise Conflict(f"account {account.name!r} is {account.status.value}: not fetched")
         if account.incoming is None:
             raise Conflict(f"account {account.name!r} has no incoming server")
@@ -215,6 +251,12 @@ class FetchingService:
                 self._fetch_pop3(run, account.incoming, endpoint)
         except AuthFailed as exc:
             error, auth = exc.message, True
+        except _Interrupted as exc:
+            # Not a failure of the account: hand it back at once, health untouched.
+            self._log.write("Incoming", "info", exc.message, account_id=account_id, action="fetch")
+            with self._engine.begin() as conn:
+                self._schedule.release(conn, account_id, owner, utcnow())
+            return _report(run, account, exc.message, auth=False, reason=None)
         except Exception as exc:  # any failure must be recorded, never kill the worker
             error = getattr(exc, "message", "") or f"{type(exc).__name__}: {exc}"
         return self._finish(run, account, error, auth)
@@ -280,19 +322,7 @@ class FetchingService:
             factor = min(2 ** max(health.consecutive_failures - 1, 0), 8)
             delay = interval * factor * random.uniform(0.9, 1.1)
             self._schedule.release(conn, run.account_id, run.owner, now + timedelta(seconds=delay))
-        return FetchReport(
-            account_id=run.account_id,
-            protocol=account.incoming.protocol.value if account and account.incoming else "",
-            ok=not error,
-            stored=c[StoreOutcome.STORED],
-            quarantined=c[StoreOutcome.QUARANTINED],
-            duplicates=c[StoreOutcome.DUPLICATE],
-            skipped=c[StoreOutcome.SKIPPED],
-            error=error,
-            auth_failure=auth,
-            disabled_reason=reason or "",
-            folders=tuple(run.folders),
-        )
+        return _report(run, account, error, auth=auth, reason=reason)
 
     def _commit(
         self,
@@ -316,7 +346,7 @@ class FetchingService:
             self._repo.add_uidls(conn, run.account_id, passed, imported=False, now=now)
         run.add(outcomes + [StoreOutcome.SKIPPED] * skipped)
         if self._stop.is_set():
-            raise FetchError("the fetcher is shutting down; the rest is fetched next time")
+            raise _Interrupted("fetch interrupted by shutdown; the rest is fetched next time")
         return outcomes
 
     # IMAP ----------------------------------------------------------------------------------
@@ -325,8 +355,8 @@ class FetchingService:
         with ImapMailbox(endpoint, policy=self._policy) as box:
             for folder in incoming.folders or ("INBOX",):
                 run.folders.append(folder)
-                cursor, start = self._imap_cursor(run, box, folder, incoming)
                 state = box.select(folder)
+                cursor, start = self._imap_cursor(run, box, state, folder, incoming)
                 if state.uidnext is not None:
                     run.total = (run.total or 0) + max(state.uidnext - 1 - cursor.last_uid, 0)
                 messages = box.fetch_after(folder, cursor.last_uid, self._batch_size)
@@ -353,7 +383,7 @@ class FetchingService:
                     self._after_import_imap(box, incoming, keep_uids)
 
     def _imap_cursor(
-        self, run: _Run, box: ImapMailbox, folder: str, incoming: Incoming
+        self, run: _Run, box: ImapMailbox, state: FolderState, folder: str, incoming: Incoming
     ) -> tuple[Cursor, datetime | None]:
         """The cursor to continue from (existing, first-fetch start point, or a resync) and the
         INTERNALDATE before which messages are skipped in this run.
@@ -361,7 +391,6 @@ class FetchingService:
         The date filter applies only when the cursor is new: later, a new UID is new mail,
         whatever its date (a message moved into the folder keeps its old INTERNALDATE).
         """
-        state = box.select(folder)
         with self._engine.begin() as conn:
             plan = plan_folder(self._repo.cursors(conn, run.account_id, folder), state.uidvalidity)
         if plan.action is CursorAction.CONTINUE and plan.cursor is not None:
@@ -392,9 +421,7 @@ class FetchingService:
     def _after_import_imap(box: ImapMailbox, incoming: Incoming, uids: list[int]) -> None:
         if not uids:
             return
-        action = incoming.after_import
-        if action is AfterImport.KEEP and not incoming.keep_on_server:
-            action = AfterImport.DELETE
+        action = _after_import(incoming)
         if action is AfterImport.MARK_SEEN:
             box.mark_seen(uids)
         elif action is AfterImport.MOVE and incoming.move_to_folder:

@@ -8,6 +8,7 @@ the cursor, so the cursor only ever moves past messages that are stored).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
@@ -29,8 +30,11 @@ from postroom.services.accounts import AccountService
 from postroom.services.pages import Page
 from postroom.services.parsing import Unparseable, extract_part, parse_message
 from postroom.storage.inbox import InboxRepository, NewMessage
-from postroom.storage.rawstore import RawStore
+from postroom.storage.rawstore import RawRef, RawStore
 from postroom.storage.types import utcnow
+
+INLINE_MAX = 64 * 1024
+"""Raw messages up to this size are kept in their database row, larger ones as files."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +75,13 @@ class InboxService:
     # storing (called by the fetcher) -------------------------------------------------------
 
     def prepare(self, account_id: int, raw: bytes, origin: Origin) -> NewMessage:
-        """Write the raw bytes to the raw store, then parse them; never raises for bad mail."""
-        ref = self.raw_store.put(raw, deferred=True)  # made durable by record()
+        """Keep the raw bytes (in the row when small, else written to the raw store), then
+        parse them; never raises for bad mail."""
+        inline = len(raw) <= INLINE_MAX
+        if inline:
+            ref = RawRef(hashlib.sha256(raw).hexdigest(), len(raw))
+        else:
+            ref = self.raw_store.put(raw, deferred=True)  # made durable by record()
         parsed, reason = _parse(raw, ref.size, self._max_bytes)
         return NewMessage(
             account_id=account_id,
@@ -82,12 +91,13 @@ class InboxService:
             fetched_at=utcnow(),
             parsed=parsed,
             quarantine_reason=reason,
+            raw_inline=raw if inline else None,
         )
 
     def record(self, conn: sa.Connection, batch: Sequence[NewMessage]) -> list[StoreOutcome]:
         """Insert a prepared batch in `conn`'s transaction; duplicates are skipped, not errors.
         The raw files are flushed to disk first, so no committed row points at a lost file."""
-        self.raw_store.sync(new.raw for new in batch)
+        self.raw_store.sync(new.raw for new in batch if new.raw_inline is None)
         ids = self._repo.insert_messages(conn, batch)
         return [
             StoreOutcome.DUPLICATE
@@ -129,14 +139,22 @@ class InboxService:
         return message
 
     def raw(self, actor: Actor, message_id: int) -> RawDownload:
-        """The message exactly as received, as `message-<id>.eml`."""
+        """The message exactly as received, as `message-<id>.eml` (streamed from its file)."""
         message = self.get(actor, message_id)
+        with self._engine.begin() as conn:
+            inline = self._repo.inline_raw(conn, message_id)
         return RawDownload(
             filename=f"message-{message.id}.eml",
             content_type="message/rfc822",
             size=message.size,
-            chunks=self.raw_store.iter_chunks(message.raw_sha256),
+            chunks=iter((inline,))
+            if inline is not None
+            else self.raw_store.iter_chunks(message.raw_sha256),
         )
+
+    def raw_bytes(self, actor: Actor, message_id: int) -> bytes:
+        """The message exactly as received, in memory."""
+        return b"".join(self.raw(actor, message_id).chunks)
 
     def attachment(self, actor: Actor, message_id: int, index: int) -> RawDownload:
         """One attachment, decoded, by its index in the message's attachment list."""
@@ -145,7 +163,7 @@ class InboxService:
         if index not in listed:
             raise NotFound(f"message {message_id} has no attachment {index}")
         try:
-            filename, ctype, data = extract_part(self.raw_store.read(message.raw_sha256), index)
+            filename, ctype, data = extract_part(self.raw_bytes(actor, message_id), index)
         except LookupError:
             raise NotFound(f"message {message_id} has no attachment {index}") from None
         return RawDownload(
@@ -162,7 +180,7 @@ class InboxService:
         account = self._accounts.get(actor, message.account_id)
         if not actor.can_manage(account.team_id):
             raise Forbidden("you cannot re-parse messages of this account")
-        raw = self.raw_store.read(message.raw_sha256)
+        raw = self.raw_bytes(actor, message_id)
         parsed, reason = _parse(raw, len(raw), self._max_bytes)
         with self._engine.begin() as conn:
             self._repo.replace_parsed(conn, message_id, parsed, reason)

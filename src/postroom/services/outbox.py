@@ -28,9 +28,10 @@ from postroom.domain.people import Actor
 from postroom.errors import Conflict, Forbidden, InvalidInput, NotFound
 from postroom.services.accounts import AccountService
 from postroom.services.compose import compose
-from postroom.services.delivery import DeliveryResult, DeliveryService
+from postroom.services.delivery import DeliveryService
 from postroom.services.log import SystemLogService
 from postroom.services.pages import Page
+from postroom.services.results import DeliveryResult
 from postroom.services.routing import RoutingService
 from postroom.storage.outbox import OutboxRepository
 from postroom.storage.types import utcnow

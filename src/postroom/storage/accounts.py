@@ -341,6 +341,10 @@ class AccountRepository:
         """
         column = accounts.c[f"default_{direction}_scope"]
         scope = team_id or 0
+        if conn.dialect.name == "postgresql":  # one writer per (direction, scope): concurrent
+            # unset-then-set pairs deadlock on each other's row locks (SQLite: BEGIN IMMEDIATE)
+            key = 1 if direction == "outgoing" else 2
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key, scope)))
         previous = conn.execute(sa.select(accounts.c.id).where(column == scope)).scalar()
         if previous == account_id:
             return account_id

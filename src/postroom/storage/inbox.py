@@ -49,7 +49,9 @@ _SORT = {
     SortField.SENDER: _m.from_email,
     SortField.SIZE: _m.size,
 }
-_LIST_COLUMNS = [c for c in inbox_messages.c if c.name not in ("text_body", "html_body")]
+_LIST_COLUMNS = [
+    c for c in inbox_messages.c if c.name not in ("text_body", "html_body", "raw_inline")
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +65,7 @@ class NewMessage:
     fetched_at: datetime
     parsed: ParsedMessage | None
     quarantine_reason: str = ""
+    raw_inline: bytes | None = None  # the raw bytes when kept in the row, not in a file
 
 
 def _insert_ignore(conn: sa.Connection, table: sa.Table) -> Any:
@@ -84,9 +87,22 @@ def _addresses(values: Sequence[Address]) -> list[list[str]]:
 
 
 def _parsed_values(parsed: ParsedMessage | None) -> dict[str, Any]:
-    if parsed is None:
-        empty: dict[str, Any] = {"to_addrs": [], "cc_addrs": [], "reply_to_addrs": []}
-        return empty | {"references": [], "has_attachments": False, "message_id": None}
+    if parsed is None:  # every key, so that a batch is one executemany
+        return {
+            "from_name": "",
+            "from_email": "",
+            "to_addrs": [],
+            "cc_addrs": [],
+            "reply_to_addrs": [],
+            "subject": "",
+            "sent_at": None,
+            "message_id": None,
+            "in_reply_to": "",
+            "references": [],
+            "text_body": "",
+            "html_body": "",
+            "has_attachments": False,
+        }
     return {
         "from_name": parsed.from_.name if parsed.from_ else "",
         "from_email": parsed.from_.email if parsed.from_ else "",
@@ -118,6 +134,7 @@ def _message_values(new: NewMessage) -> dict[str, Any]:
         "flags": list(new.origin.flags),
         "internaldate": new.origin.internaldate,
         "raw_sha256": new.raw.sha256,
+        "raw_inline": new.raw_inline,
         "size": new.raw.size,
         "fetched_at": new.fetched_at,
     } | _parsed_values(new.parsed)
@@ -208,8 +225,6 @@ class InboxRepository:
         """Store a new parse result (re-parse): parsed view and attachments, or quarantine."""
         status = MessageStatus.PARSED if parsed else MessageStatus.QUARANTINED
         values = _parsed_values(parsed) | {"status": status.value, "quarantine_reason": reason}
-        if parsed is None:
-            values |= {"subject": "", "text_body": "", "html_body": "", "from_email": ""}
         conn.execute(sa.update(inbox_messages).where(_m.id == message_id).values(**values))
         conn.execute(
             sa.delete(inbox_attachments).where(inbox_attachments.c.message_id == message_id)
@@ -236,8 +251,14 @@ class InboxRepository:
         if rows:
             conn.execute(sa.insert(inbox_attachments), rows)
 
+    def inline_raw(self, conn: sa.Connection, message_id: int) -> bytes | None:
+        """The raw bytes kept in the row, or None when they are in the raw store's file."""
+        found = conn.execute(sa.select(_m.raw_inline).where(_m.id == message_id)).scalar()
+        return bytes(found) if found is not None else None
+
     def get(self, conn: sa.Connection, message_id: int) -> InboxMessage:
-        row = conn.execute(sa.select(inbox_messages).where(_m.id == message_id)).first()
+        columns = [c for c in inbox_messages.c if c.name != "raw_inline"]
+        row = conn.execute(sa.select(*columns).where(_m.id == message_id)).first()
         if row is None:
             raise NotFound(f"message {message_id} does not exist")
         return _to_message(row, self.attachments(conn, message_id))

@@ -120,7 +120,8 @@ class RawStore:
         On Linux one syncfs(2) flushes the whole file system the store lives on, which costs
         about what a single fsync does; elsewhere each file and directory is fsynced.
         """
-        if not self.durable:
+        refs = list(refs)
+        if not self.durable or not refs:
             return
         if _syncfs is not None:
             fd = os.open(self.root, os.O_RDONLY)

@@ -99,7 +99,7 @@ class Worker:
             return False
         futures: list[Future[Any]] = [
             pool.submit(delivery.deliver_chunk, chunk, self.name, self.stopping)
-            for chunk in delivery.plan(batch, self.name)
+            for chunk in delivery.plan(batch, self.name, self.concurrency)
         ]
         pending = set(futures)
         while pending:

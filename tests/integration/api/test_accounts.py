@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import socket
+from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
@@ -210,9 +213,10 @@ def test_line_breaks_are_refused_in_header_like_fields(client: TestClient, world
     assert "label" in error_fields(r)
 
 
-def test_no_response_ever_contains_a_secret(
-    client: TestClient, world: World, container: Container
+def test_no_response_or_log_ever_contains_a_secret(
+    client: TestClient, world: World, container: Container, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     account = create_account(client, world.admin, "Secretive")
     url = f"{URL}/{account['id']}"
     responses = [
@@ -239,6 +243,7 @@ def test_no_response_ever_contains_a_secret(
     assert got["outgoing"]["has_password"] is True
     changes = client.get(f"{url}/audit", headers=world.admin).json()["items"][0]["changes"]
     assert changes["outgoing.password"] == [None, "***"]
+    assert SECRET not in caplog.text
 
 
 def test_fast_mode_carries_a_warning(client: TestClient, world: World) -> None:
@@ -348,3 +353,40 @@ def test_comments_timeline_and_account_audit(client: TestClient, world: World) -
     )
     assert naive.status_code == 422
     assert "before" in error_fields(naive)
+
+
+def test_oversized_chunked_body_without_length_is_413(
+    client: TestClient, world: World, container: Container
+) -> None:
+    before = _counts(container)
+    chunks = (b" " * 1024 for _ in range(2 * BODY_LIMIT // 1024))  # no Content-Length
+    r = client.post(
+        URL, content=chunks, headers={**world.admin, "Content-Type": "application/json"}
+    )
+    assert r.status_code == 413
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert _counts(container) == before
+
+
+def test_concurrent_set_default_leaves_exactly_one(client: TestClient, world: World) -> None:
+    ids = [create_account(client, world.admin, f"Race {i}", world.team_a)["id"] for i in range(6)]
+
+    def make_default(account_id: int) -> int:
+        r = client.post(
+            f"{URL}/{account_id}/set-default", params={"direction": "incoming"}, headers=world.admin
+        )
+        return r.status_code
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        statuses = list(pool.map(make_default, ids * 3))
+    assert set(statuses) <= {200, 409}  # 409: "another default was set at the same time"
+    listed = client.get(URL, params={"team_id": world.team_a}, headers=world.admin).json()
+    assert sum(a["is_default_incoming"] for a in listed["items"]) == 1
+
+
+def test_openapi_documents_the_routes(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert "/api/v1/accounts/{account_id}/set-default" in spec["paths"]
+    assert "AccountPublic" in spec["components"]["schemas"]
+    outgoing_in = spec["components"]["schemas"]["OutgoingIn"]
+    assert outgoing_in["additionalProperties"] is False

@@ -37,7 +37,7 @@ def test_fetch_and_list_from_the_command_line(
 ) -> None:
     account_id, user = make_account("imaps")
     name = container.accounts.get(Actor.system(), account_id).name
-    assert postroom(tmp_path, container, "fetch", name).returncode == 0
+    assert container.fetching.fetch_account(account_id).ok  # sets the import start
     dovecot.deliver(user, mail("from-cli"))
     done = postroom(tmp_path, container, "fetch", name, "--json")
     assert done.returncode == 0, done.stderr
@@ -47,8 +47,6 @@ def test_fetch_and_list_from_the_command_line(
     assert item["subject"] == "from-cli"
     shown = postroom(tmp_path, container, "inbox", "show", str(item["id"]), "--raw")
     assert "\nSubject: from-cli\n" in shown.stdout
-    quarantine = postroom(tmp_path, container, "inbox", "quarantine", "--json")
-    assert json.loads(quarantine.stdout) == []
 
 
 def test_failed_fetch_exits_non_zero(

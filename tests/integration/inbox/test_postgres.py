@@ -101,10 +101,14 @@ def test_concurrent_schedulers_claim_each_account_once(pg_container: Container) 
     start = threading.Barrier(4)
 
     def scheduler(name: str) -> None:
-        start.wait()
-        while n := pg_container.fetching.run_due(name, wait=True, limit=2):
-            with lock:
-                claimed.append(n)
+        own = build(pg_container.settings)  # its own engine and services, like another host
+        try:
+            start.wait()
+            while n := own.fetching.run_due(name, wait=True, limit=2):
+                with lock:
+                    claimed.append(n)
+        finally:
+            own.close()
 
     threads = [threading.Thread(target=scheduler, args=(f"w{i}",)) for i in range(4)]
     for t in threads:

@@ -42,7 +42,7 @@ def stored_raw(container: Container, account_id: int) -> dict[bytes, MessageStat
     for status in MessageStatus:
         page = container.inbox.list(SYSTEM, account_id, InboxQuery(status=status, limit=500))
         for m in page.items:
-            out[container.inbox.raw_store.read(m.raw_sha256)] = m.status
+            out[container.inbox.raw_bytes(SYSTEM, m.id)] = m.status
     return out
 
 
@@ -156,5 +156,5 @@ def test_size_limit_quarantines(
     fetch_all(small, account_id)
     (message,) = small.inbox.quarantine(SYSTEM, InboxQuery(), account_id).items
     assert "exceeds the limit of 100 bytes" in message.quarantine_reason
-    assert small.inbox.raw_store.read(message.raw_sha256).endswith(b"x" * 500 + b"\r\n")
+    assert small.inbox.raw_bytes(SYSTEM, message.id).endswith(b"x" * 500 + b"\r\n")
     small.close()

@@ -17,7 +17,9 @@ def _account(web: Web) -> int:
     draft = AccountDraft(
         name="Sales",
         email="sales@example.com",
-        outgoing=OutgoingDraft(host="smtp.example.com", security=Security.SSL, auth_mode=AuthMode.NONE),
+        outgoing=OutgoingDraft(
+            host="smtp.example.com", security=Security.SSL, auth_mode=AuthMode.NONE
+        ),
     )
     return web.container.accounts.create(Actor.system(), draft).id
 
@@ -87,7 +89,8 @@ def test_the_session_cookie_is_secure_in_production(tmp_path: Path) -> None:
 
         client = TestClient(create_app(container), base_url="https://testserver")
         cookie = client.get("/login").headers["set-cookie"].lower()
-        assert "; secure" in cookie and "httponly" in cookie
+        assert "; secure" in cookie
+        assert "httponly" in cookie
     finally:
         container.close()
 
@@ -146,7 +149,8 @@ def test_login_redirects_only_to_local_paths(web: Web) -> None:
 
 def test_ensure_admin_creates_the_first_admin_once(web: Web) -> None:
     password = ensure_admin(web.container)
-    assert password is not None and len(password) >= 10
+    assert password is not None
+    assert len(password) >= 10
     assert ensure_admin(web.container) is None
     client = web.client()
     response = client.post(
@@ -158,3 +162,10 @@ def test_ensure_admin_creates_the_first_admin_once(web: Web) -> None:
         },
     )
     assert response.status_code == 303
+
+
+def test_pages_forbid_framing_by_others_and_foreign_scripts(web: Web) -> None:
+    policy = web.client().get("/login").headers["content-security-policy"]
+    assert "frame-ancestors 'self'" in policy
+    assert "default-src 'self'" in policy
+    assert "unsafe-inline" not in policy.split("style-src", 1)[0]  # no inline scripts

@@ -19,7 +19,8 @@ def test_prepare_demo_points_the_demo_account_at_each_new_capture_server(web: We
     try:
         assert second.account_id == first.account_id
         account = web.container.accounts.get(Actor.system(), second.account_id)
-        assert account.name == DEMO_NAME and account.status.value == "active"
+        assert account.name == DEMO_NAME
+        assert account.status.value == "active"
         assert account.is_default_outgoing
         assert account.outgoing is not None
         assert (account.outgoing.host, account.outgoing.port) == ("127.0.0.1", second.port)
@@ -33,7 +34,9 @@ def test_prepare_demo_points_the_demo_account_at_each_new_capture_server(web: We
             )
         web.user("boss@example.com", Role.ADMIN)
         page = web.login("boss@example.com").get("/demo").text
-        assert "Hello demo" in page and "Body text" in page and "b@example.com" in page
+        assert "Hello demo" in page
+        assert "Body text" in page
+        assert "b@example.com" in page
     finally:
         second.stop()
 
@@ -74,11 +77,13 @@ def test_the_live_test_stream_sends_one_result_per_protocol(web: Web) -> None:
         response = client.post("/accounts/check", data=values, headers={"X-CSRF-Token": token})
         first, result = (json.loads(line) for line in response.text.splitlines())
         assert first == {"protocols": ["smtp"]}
-        assert result["protocol"] == "smtp" and result["ok"] is True
+        assert result["protocol"] == "smtp"
+        assert result["ok"] is True
         assert [s["name"] for s in result["steps"]][:3] == ["connect", "tls", "greeting"]
         # Without JavaScript the same button posts the form and the page shows the result.
         page = client.post("/accounts/new", data=values | {"csrf_token": token, "intent": "test"})
-        assert page.status_code == 200 and "SMTP: connect success!" in page.text
+        assert page.status_code == 200
+        assert "SMTP: connect success!" in page.text
     finally:
         handle.stop()
 
@@ -100,7 +105,8 @@ def test_form_parsing_types_the_values_and_names_the_unreadable_fields() -> None
             "outgoing.password": "",
         }
     )
-    assert values["name"] == "Help" and values["team_id"] is None
+    assert values["name"] == "Help"
+    assert values["team_id"] is None
     assert values["incoming"] is None
     assert values["outgoing"]["port"] is None  # the conventional port for the security
     assert "password" not in values["outgoing"]  # empty: keep the stored one
@@ -114,5 +120,6 @@ def test_an_account_round_trips_through_the_form() -> None:
     )
     assert not errors
     draft = forms.to_draft(values)
-    assert draft.outgoing is not None and draft.outgoing.security is Security.STARTTLS
+    assert draft.outgoing is not None
+    assert draft.outgoing.security is Security.STARTTLS
     assert draft.incoming is None

@@ -212,3 +212,16 @@ def test_notifications_listed_for_admins(
     assert done.status_code == 204
     unread = client.get("/api/v1/notifications", params={"unread": True}, headers=world["admin"])
     assert unread.json() == []
+
+
+def test_mixed_batch_of_parsed_and_quarantined(container: Container) -> None:
+    from postroom.domain.inbox import StoreOutcome
+
+    acct = account(container, "mixed", None)
+    batch = [
+        container.inbox.prepare(acct, raw, Origin("INBOX", uid=i))
+        for i, raw in enumerate([b"Subject: a\r\n\r\nx", b"\x00junk", b"Subject: a\r\n\r\nx"])
+    ]
+    with container.engine.begin() as conn:
+        outcomes = container.inbox.record(conn, batch)
+    assert outcomes == [StoreOutcome.STORED, StoreOutcome.QUARANTINED, StoreOutcome.DUPLICATE]

@@ -195,3 +195,44 @@ def test_compose_applies_stationery_and_hides_bcc() -> None:
     assert b"a.txt" in raw
     assert b"Sales Team <noreply@x.example>" in raw
     assert b"\n" not in raw.replace(b"\r\n", b"")
+
+
+def test_compose_encodes_non_ascii_and_idn_correctly() -> None:
+    from email import message_from_bytes
+    from email.policy import default
+
+    account = Account(
+        id=1,
+        name="S",
+        email="s@x.example",
+        status=AccountStatus.ACTIVE,
+        display_name="Zoë Sales",
+        outgoing=Outgoing(),
+    )
+    subject = "Grüße " * 20
+    draft = Draft(
+        to=("Jürgen <j@exämple.com>",),
+        subject=subject,
+        text="héllo",
+        headers=(("X-Tag", "ünï"),),
+        attachments=(Attachment("résumé.pdf", "application/pdf", b"%PDF"),),
+    )
+    raw = compose(draft, account).raw
+    assert raw.isascii()
+    parsed = message_from_bytes(raw, policy=default)
+    assert str(parsed["From"]) == "Zoë Sales <s@x.example>"
+    assert str(parsed["To"]) == "Jürgen <j@xn--exmple-cua.com>"
+    assert str(parsed["Subject"]) == subject
+    assert str(parsed["X-Tag"]) == "ünï"
+    assert [a.get_filename() for a in parsed.iter_attachments()] == ["résumé.pdf"]
+    assert parsed.get_body(("plain",)).get_content() == "héllo"
+    assert draft.recipients() == [(RecipientKind.TO, "j@xn--exmple-cua.com")]
+
+
+def test_auth_hold_grows_with_the_failing_time() -> None:
+    policy = RetryPolicy(initial_s=300, max_s=3600)
+    assert policy.auth_hold_until(T0, T0) == T0 + timedelta(seconds=300)
+    later = T0 + timedelta(seconds=1200)
+    assert policy.auth_hold_until(T0, later) == later + timedelta(seconds=1200)
+    much_later = T0 + timedelta(days=1)
+    assert policy.auth_hold_until(T0, much_later) == much_later + timedelta(seconds=3600)

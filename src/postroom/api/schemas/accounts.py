@@ -32,10 +32,8 @@ from postroom.domain.accounts import (
 INT32_MAX = 2**31 - 1  # PostgreSQL INTEGER: larger values would fail in the database, not here
 
 Id = Annotated[int, Field(ge=1, le=INT32_MAX)]
-Count = Annotated[int, Field(le=INT32_MAX)]
+Count = Annotated[int, Field(ge=0, le=INT32_MAX)]  # the domain checks the useful ranges
 Text = Annotated[str, Field(max_length=100_000)]
-
-
 Name = Annotated[HeaderStr, Field(max_length=120)]
 DisplayName = Annotated[HeaderStr, Field(max_length=200)]
 Address = Annotated[HeaderStr, Field(max_length=320)]
@@ -215,7 +213,8 @@ class AccountPublic(Public):
     def of(cls, account: Account, health: Mapping[str, Any] | None) -> AccountPublic:
         """Render `account` with its health (None: never checked)."""
         data = {name: getattr(account, name) for name in cls.model_fields if name != "health"}
-        data["health"] = dict(health or {})
+        known = HealthPublic.model_fields
+        data["health"] = {k: v for k, v in (health or {}).items() if k in known}
         return cls.model_validate(data, from_attributes=True)
 
 

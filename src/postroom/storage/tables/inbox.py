@@ -2,8 +2,9 @@
 
 Owned by the inbound work (issue 5); its migration is versions/0003_inbox.py.
 
-The raw bytes live in the raw store (storage/rawstore.py), addressed by `raw_sha256`; a row is
-written only after its file is safely on disk. Quarantined messages are rows with
+The raw bytes of small messages live in `raw_inline`; larger ones in the raw store
+(storage/rawstore.py), addressed by `raw_sha256`, and a row is written only after its file is
+safely on disk. Quarantined messages are rows with
 status='quarantined' and a reason, so they are listed, re-parsed and downloaded like any other.
 """
 
@@ -32,6 +33,9 @@ inbox_messages = sa.Table(
     sa.Column("internaldate", UtcDateTime, nullable=True),
     # The raw message.
     sa.Column("raw_sha256", sa.String(64), nullable=False),
+    # Small messages are kept right here (one file per mail costs more than the mail); larger
+    # ones in the raw store's file named by raw_sha256.
+    sa.Column("raw_inline", sa.LargeBinary, nullable=True),
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("fetched_at", UtcDateTime, nullable=False),
     # The parsed view (empty when quarantined).

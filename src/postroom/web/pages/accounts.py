@@ -54,7 +54,8 @@ def account_list(
     )
     accounts = viewer.container.accounts
     result = accounts.list(viewer.actor, query)
-    rows = [(a, health_badge(accounts.health(a.id))) for a in result.items]
+    health = accounts.health_of([a.id for a in result.items])
+    rows = [(a, health_badge(health.get(a.id, {}))) for a in result.items]
     return render(
         request,
         "accounts/list.html",
@@ -66,7 +67,7 @@ def account_list(
         stages=STAGES,
         q=q,
         team_filter=team_id,
-        team_names={t.id: t.name for t in viewer.container.people.list_teams(viewer.actor)},
+        team_names={t.id: t.name for t in viewer.teams},
     )
 
 
@@ -98,7 +99,7 @@ def account_page(request: Request, viewer: ViewerDep, account_id: int) -> Respon
 def _team_name(viewer: ViewerDep, account: Account) -> str:
     if account.team_id is None:
         return "System-wide"
-    names = {t.id: t.name for t in viewer.container.people.list_teams(viewer.actor)}
+    names = {t.id: t.name for t in viewer.teams}
     return names.get(account.team_id, f"team {account.team_id}")
 
 

@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("flags", JSON, nullable=False),
         sa.Column("internaldate", UtcDateTime(), nullable=True),
         sa.Column("raw_sha256", sa.String(length=64), nullable=False),
+        sa.Column("raw_inline", sa.LargeBinary(), nullable=True),
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("fetched_at", UtcDateTime(), nullable=False),
         sa.Column("from_name", sa.String(length=500), server_default="", nullable=False),

@@ -1,0 +1,83 @@
+"""Against aiosmtpd (postroom.testing.peers.SmtpPeer): STARTTLS with a verified certificate,
+AUTH, one of three recipients refused, and an immediate send."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from postroom.domain.accounts import AuthMode, Security, SendMode
+from postroom.domain.outbox import MessageStatus, RecipientStatus
+from postroom.settings import load_settings
+from postroom.testing.peers import SmtpPeer
+from postroom.testing.tls import LocalCA
+from postroom.wiring import Container, build
+from tests.integration.outbox.conftest import SYSTEM, draft, drain, make_account
+
+
+@pytest.fixture
+def ca(tmp_path: Path) -> LocalCA:
+    return LocalCA.create(tmp_path / "ca")
+
+
+@pytest.fixture
+def tls_container(tmp_path: Path, ca: LocalCA) -> Iterator[Container]:
+    c = build(
+        load_settings(
+            database_url=f"sqlite:///{tmp_path}/t.db",
+            var_dir=tmp_path,
+            env="test",
+            ca_file=ca.cafile,
+        )
+    )
+    c.migrate()
+    yield c
+    c.close()
+
+
+def test_starttls_auth_and_partial_refusal(tls_container: Container, ca: LocalCA) -> None:
+    peer = SmtpPeer(
+        mode="starttls",
+        cert=ca.server_cert(),
+        users={"u": "pw-123456"},
+        refuse={"b@dest.example": "550 5.1.1 No such user"},
+    )
+    with peer:
+        account_id = make_account(
+            tls_container,
+            peer.port,
+            security=Security.STARTTLS,
+            auth_mode=AuthMode.CENTRAL,
+            username="u",
+            password="pw-123456",
+        )
+        sent = tls_container.outbox.submit(
+            SYSTEM, draft(account_id, "a@dest.example", "b@dest.example", "c@dest.example")
+        )
+        drain(tls_container)
+        received = peer.messages
+    message = tls_container.outbox.get(SYSTEM, sent.message.id)
+    assert message.status is MessageStatus.SENT
+    statuses = {r.address: r.status for r in message.recipients}
+    assert statuses == {
+        "a@dest.example": RecipientStatus.SENT,
+        "b@dest.example": RecipientStatus.FAILED,
+        "c@dest.example": RecipientStatus.SENT,
+    }
+    assert len(received) == 1
+    assert received[0].rcpt_tos == ("a@dest.example", "c@dest.example")
+    assert message.message_id.encode() in received[0].raw
+
+
+def test_immediate_send_over_implicit_tls(tls_container: Container, ca: LocalCA) -> None:
+    with SmtpPeer(mode="ssl", cert=ca.server_cert()) as peer:
+        account_id = make_account(
+            tls_container, peer.port, security=Security.SSL, send_mode=SendMode.IMMEDIATE
+        )
+        done = tls_container.outbox.submit(SYSTEM, draft(account_id))
+        assert len(peer.messages) == 1
+    assert done.result is not None
+    assert done.result.status is MessageStatus.SENT
+    assert done.message.status is MessageStatus.SENT
