@@ -92,16 +92,22 @@ def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(plain(data), indent=2, sort_keys=True) + "\n")
 
 
-def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str | None = None) -> None:
+def print_table(
+    rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str | None = None
+) -> None:
     table = Table(title=title, header_style="bold")
     for col in columns:
         table.add_column(col.replace("_", " "))
     for row in rows:
-        table.add_row(*("" if row.get(c) is None else escape(str(plain(row.get(c)))) for c in columns))
+        table.add_row(
+            *("" if row.get(c) is None else escape(str(plain(row.get(c)))) for c in columns)
+        )
     console.print(table)
 
 
-def emit(data: Any, as_json: bool, columns: Sequence[str] | None = None, title: str | None = None) -> None:
+def emit(
+    data: Any, as_json: bool, columns: Sequence[str] | None = None, title: str | None = None
+) -> None:
     """JSON when asked, else a table (a list) or key/value lines (one record)."""
     if as_json:
         emit_json(data)
@@ -114,7 +120,10 @@ def emit(data: Any, as_json: bool, columns: Sequence[str] | None = None, title: 
         for key, item in value.items():
             if isinstance(item, dict | list):
                 item = json.dumps(item)
-            console.print(f"[bold]{key.ljust(width)}[/]  {'' if item is None else escape(str(item))}", highlight=False)
+            console.print(
+                f"[bold]{key.ljust(width)}[/]  {'' if item is None else escape(str(item))}",
+                highlight=False,
+            )
     else:
         console.print(str(value))
 
@@ -129,17 +138,22 @@ _CODES: list[tuple[type[errors.PostroomError], int]] = [
 ]
 
 
+def report_error(exc: errors.PostroomError) -> int:
+    """Print `exc` as readable lines (one per field at fault) and return its exit code."""
+    if isinstance(exc, errors.InvalidInput) and exc.fields:
+        for field, message in exc.fields.items():
+            err_console.print(
+                f"[bold red]error:[/] {escape(field)}: {escape(message)}", highlight=False
+            )
+        return EXIT_USAGE
+    err_console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False)
+    return next((c for cls, c in _CODES if isinstance(exc, cls)), EXIT_FAILED)
+
+
 @contextmanager
 def translated_errors() -> Iterator[None]:
     """Postroom errors → one readable line and a meaningful exit code; never a stack trace."""
     try:
         yield
-    except errors.InvalidInput as exc:
-        if exc.fields:
-            for field, message in exc.fields.items():
-                err_console.print(f"[bold red]error:[/] {field}: {message}", highlight=False)
-            raise typer.Exit(EXIT_USAGE) from exc
-        fail(exc.message, EXIT_USAGE)
     except errors.PostroomError as exc:
-        code = next((c for cls, c in _CODES if isinstance(exc, cls)), EXIT_FAILED)
-        fail(exc.message, code)
+        raise typer.Exit(report_error(exc)) from exc

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from postroom import __version__
@@ -41,7 +43,11 @@ def version() -> None:
 
 
 def main() -> None:
-    from postroom.cli.common import translated_errors
+    """Entry point: a postroom error anywhere becomes a message and an exit code, not a trace."""
+    from postroom.cli.common import report_error
+    from postroom.errors import PostroomError
 
-    with translated_errors():
+    try:
         app()
+    except PostroomError as exc:
+        sys.exit(report_error(exc))

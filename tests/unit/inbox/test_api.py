@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from postroom.api.app import create_app
 from postroom.domain.accounts import AccountDraft, IncomingDraft, Security
-from postroom.domain.inbox import Origin
+from postroom.domain.inbox import Origin, StoreOutcome
 from postroom.domain.people import Actor, Role
 from postroom.settings import load_settings
 from postroom.wiring import Container, build
@@ -215,8 +215,6 @@ def test_notifications_listed_for_admins(
 
 
 def test_mixed_batch_of_parsed_and_quarantined(container: Container) -> None:
-    from postroom.domain.inbox import StoreOutcome
-
     acct = account(container, "mixed", None)
     batch = [
         container.inbox.prepare(acct, raw, Origin("INBOX", uid=i))
