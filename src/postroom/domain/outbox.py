@@ -406,3 +406,19 @@ def recipient_updates(
         return updates, f"{data.code} {data.text}", data.code
     worst = max(results, key=lambda r: r.code)
     return updates, f"{worst.code} {worst.text} ({worst.stage})", worst.code
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """One attempt's settled outcome, ready to be written: the message's new state, its
+    recipients, the attempt-log row and the system-log line (source "Outgoing")."""
+
+    message_id: int
+    owner: str
+    status: MessageStatus
+    recipients: tuple[RecipientUpdate, ...]
+    attempt: AttemptRecord
+    next_attempt_at: datetime | None
+    log_level: str
+    log_message: str
+    log_transcript: list[dict[str, object]] | None = None

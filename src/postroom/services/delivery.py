@@ -151,7 +151,7 @@ class DeliveryService:
         capture: bool,
     ) -> list[DeliveryResult]:
         transcript = Transcript("smtp") if capture or account.debug else None
-        run = Run(account, owner, Recorder(), failover_from, transcript)
+        run = Run(account, owner, Recorder(self._engine, self._repo), failover_from, transcript)
         try:
             out = account.outgoing
             assert out is not None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -20,6 +19,7 @@ from postroom.domain.accounts import Account
 from postroom.domain.outbox import (
     AttemptRecord,
     ClaimedMessage,
+    Finished,
     MessageStatus,
     RecipientStatus,
     RecipientUpdate,
@@ -46,18 +46,25 @@ class DeliveryResult:
 
 
 class Recorder:
-    """Writes results on its own thread, in order, one transaction per message, while the
-    session already sends the next message (the database round trip no longer adds to the
-    SMTP one). A crash loses at most the few results still queued; those messages are still
-    leased as 'sending', i.e. in flight, and are re-sent with the same Message-ID."""
+    """Writes results on its own thread, in order, while the session already sends the next
+    message, so the database round trip no longer adds to the SMTP one.
 
-    def __init__(self, depth: int = 16) -> None:
-        self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=depth)
+    Each result is queued the moment the server answered and committed as soon as the writer is
+    free; results that queued up meanwhile share that one commit (group commit). Nothing waits
+    for the end of a batch. A crash loses at most the few results still queued (`depth`);
+    those messages are still leased as 'sending', i.e. in flight, and are re-sent with the same
+    Message-ID.
+    """
+
+    def __init__(self, engine: sa.Engine, repo: OutboxRepository, depth: int = 64) -> None:
+        self._engine = engine
+        self._repo = repo
+        self._jobs: queue.Queue[Finished | None] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._loop, name="delivery-recorder", daemon=True)
         self._thread.start()
 
-    def put(self, job: Callable[[], None]) -> None:
+    def put(self, job: Finished) -> None:
         if self._error is not None:
             raise self._error
         self._jobs.put(job)
@@ -70,10 +77,17 @@ class Recorder:
             raise self._error
 
     def _loop(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            if self._error is None:
+        done = False
+        while not done:
+            group = [self._jobs.get()]
+            while group[-1] is not None and not self._jobs.empty():
+                group.append(self._jobs.get_nowait())
+            done = group[-1] is None
+            jobs = [job for job in group if job is not None]
+            if jobs and self._error is None:
                 try:
-                    job()
+                    with self._engine.begin() as conn:
+                        self._repo.finish_many(conn, jobs, utcnow())
                 except BaseException as exc:  # surfaced by put()/close() on the sender's side
                     self._error = exc
 
@@ -165,45 +179,20 @@ class ResultWriter:
             failover_from=run.failover_from,
             transcript=trail,
         )
-
-        def write() -> None:
-            with self._engine.begin() as conn:
-                self._write(conn, run, message, status, updates, attempt, next_at)
-
-        if run.recorder is None:
-            write()
-        else:
-            run.recorder.put(write)
-        return DeliveryResult(message.id, status, detail, run.account.id, trail or [])
-
-    def _write(
-        self,
-        conn: sa.Connection,
-        run: Run,
-        message: ClaimedMessage,
-        status: MessageStatus,
-        updates: list[RecipientUpdate],
-        attempt: AttemptRecord,
-        next_at: datetime | None,
-    ) -> None:
-        written = self._repo.finish(
-            conn,
+        finished = Finished(
             message.id,
             run.owner,
-            status=status,
-            recipients=updates,
-            attempt=attempt,
-            now=utcnow(),
-            next_attempt_at=next_at,
-            last_error="" if status is MessageStatus.SENT else attempt.detail,
+            status,
+            tuple(updates),
+            attempt,
+            next_at,
+            _LEVEL.get(status, "error"),
+            f"message {message.id} {message.message_id} {status.value}: {detail}",
+            trail if run.account.debug else None,
         )
-        if written:
-            self._log.write(
-                "Outgoing",
-                _LEVEL.get(status, "error"),
-                f"message {message.id} {message.message_id} {status.value}: {attempt.detail}",
-                account_id=run.account.id,
-                action=f"message_{status.value}",
-                transcript=attempt.transcript if run.account.debug else None,
-                conn=conn,
-            )
+        if run.recorder is None:
+            with self._engine.begin() as conn:
+                self._repo.finish_many(conn, [finished], utcnow())
+        else:
+            run.recorder.put(finished)
+        return DeliveryResult(message.id, status, detail, run.account.id, trail or [])

@@ -8,7 +8,7 @@ answered, never per batch afterwards, so a crash re-sends at most the messages i
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,14 +19,15 @@ from postroom.domain.outbox import (
     CLAIMABLE,
     AttemptRecord,
     ClaimedMessage,
+    Finished,
     MessageStatus,
     PendingRecipient,
     RecipientStatus,
-    RecipientUpdate,
 )
 from postroom.errors import Conflict
 from postroom.storage.tables.core import (
     account_outgoing,
+    system_log,
 )
 from postroom.storage.tables.outbox import (
     outbox_attempts,
@@ -47,6 +48,20 @@ _CLAIMED = (
     M.c.expires_at,
     M.c.sender_user_id,
 )
+
+
+def _attempt_row(message_id: int, attempt: AttemptRecord) -> dict[str, Any]:
+    return {
+        "message_id": message_id,
+        "account_id": attempt.account_id,
+        "worker": attempt.worker,
+        "started_at": attempt.started_at,
+        "outcome": attempt.outcome,
+        "code": attempt.code,
+        "detail": attempt.detail[:2000],
+        "failover_from": attempt.failover_from,
+        "transcript": attempt.transcript,
+    }
 
 
 def _finish(*guards: sa.ColumnElement[bool]) -> sa.Update:
@@ -166,24 +181,16 @@ class QueueRepository:
                 out.setdefault(r.message_id, []).append(PendingRecipient(r.id, r.address))
         return [replace(c, recipients=tuple(out.get(c.id, ()))) for c in claimed]
 
-    def finish(
-        self,
-        conn: sa.Connection,
-        message_id: int,
-        owner: str,
-        *,
-        status: MessageStatus,
-        recipients: Iterable[RecipientUpdate],
-        attempt: AttemptRecord,
-        now: datetime,
-        next_attempt_at: datetime | None = None,
-        last_error: str = "",
-    ) -> bool:
-        """Record one attempt's outcome. Returns False when `owner` no longer holds the lease.
+    def finish_many(
+        self, conn: sa.Connection, items: Sequence[Finished], now: datetime
+    ) -> list[bool]:
+        """Write settled attempts; per item, False when its owner no longer held the lease.
 
         A success is written even if the lease was lost meanwhile: the server took the message,
-        and saying otherwise would only cause another duplicate. This is the hot path of
-        delivery (one call per message), so it runs prepared statements with parameters.
+        and saying otherwise would only cause another duplicate. This is delivery's hot path,
+        so it runs prepared statements, and executemany for everything but the guarded update.
+        The system-log rows (source "Outgoing", with account_id: the account's timeline) are
+        the same rows SystemLogService.write makes, inserted in bulk here.
         """
         if conn.dialect.name == "postgresql":
             # Don't wait for the WAL flush: a database crash may forget the last few results,
@@ -191,19 +198,22 @@ class QueueRepository:
             # the same Message-ID - at-least-once holds, and the commit no longer costs an
             # fsync per message. (SQLite runs with synchronous=NORMAL, the same trade-off.)
             conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-        params = {
-            "m_id": message_id,
-            "m_owner": owner,
-            "m_status": status.value,
-            "m_next": next_attempt_at,
-            "m_now": now,
-            "m_error": last_error,
-            "m_sent_at": now if status is MessageStatus.SENT else None,
-        }
-        stmt = _FINISH_SENT if status is MessageStatus.SENT else _FINISH_OTHER
-        if conn.execute(stmt, params).rowcount == 0:
-            return False
-        rows = [
+        written = []
+        for item in items:
+            sent = item.status is MessageStatus.SENT
+            params = {
+                "m_id": item.message_id,
+                "m_owner": item.owner,
+                "m_status": item.status.value,
+                "m_next": item.next_attempt_at,
+                "m_now": now,
+                "m_error": "" if sent else item.attempt.detail,
+                "m_sent_at": now if sent else None,
+            }
+            stmt = _FINISH_SENT if sent else _FINISH_OTHER
+            written.append(conn.execute(stmt, params).rowcount > 0)
+        done = [item for item, ok in zip(items, written, strict=True) if ok]
+        recipients = [
             {
                 "r_id": u.id,
                 "r_status": u.status.value,
@@ -212,28 +222,30 @@ class QueueRepository:
                 "r_text": u.text[:2000],
                 "r_now": now,
             }
-            for u in recipients
+            for item in done
+            for u in item.recipients
         ]
-        if rows:
-            conn.execute(_RECIPIENT_UPDATE, rows)
-        self.add_attempt(conn, message_id, attempt)
-        return True
-
-    def add_attempt(self, conn: sa.Connection, message_id: int, attempt: AttemptRecord) -> None:
-        conn.execute(
-            sa.insert(A),
-            {
-                "message_id": message_id,
-                "account_id": attempt.account_id,
-                "worker": attempt.worker,
-                "started_at": attempt.started_at,
-                "outcome": attempt.outcome,
-                "code": attempt.code,
-                "detail": attempt.detail[:2000],
-                "failover_from": attempt.failover_from,
-                "transcript": attempt.transcript,
-            },
-        )
+        if recipients:
+            conn.execute(_RECIPIENT_UPDATE, recipients)
+        if done:
+            conn.execute(sa.insert(A), [_attempt_row(i.message_id, i.attempt) for i in done])
+            conn.execute(
+                sa.insert(system_log),
+                [
+                    {
+                        "created_at": now,
+                        "source": "Outgoing",
+                        "level": i.log_level,
+                        "message": i.log_message,
+                        "account_id": i.attempt.account_id,
+                        "user": "",
+                        "action": f"message_{i.status.value}",
+                        "transcript": i.log_transcript,
+                    }
+                    for i in done
+                ],
+            )
+        return written
 
     def release(
         self,

@@ -95,6 +95,9 @@ class CaptureServer:
         )
 
     def stop(self) -> None:
+        """Close the listener and end the thread (idempotent)."""
+        if self._loop.is_closed():
+            return
         if self._server is not None:
             self._loop.call_soon_threadsafe(self._server.close)
         self._loop.call_soon_threadsafe(self._loop.stop)

@@ -290,18 +290,13 @@ def test_verify_on_save_stores_nothing_when_the_probe_fails(
     before = _counts(container)
     r = client.post(URL, json=body, params={"verify": "true"}, headers=world.admin)
     assert r.status_code == 422, r.text
-    if getattr(container, "checks", None) is None:
-        assert error_fields(r) == {"verify": "verification is not available"}
-    else:
-        assert any(f.startswith("outgoing") for f in error_fields(r))
+    assert any(f.startswith("outgoing") for f in error_fields(r))
     assert _counts(container) == before
 
 
 def test_verify_on_save_accepts_a_working_server(
     client: TestClient, world: World, container: Container
 ) -> None:
-    if getattr(container, "checks", None) is None:
-        return  # covered by the failing-probe test: verification is reported unavailable
     with SmtpPeer(users={"out-user": SECRET}) as peer:
         body = account_body("Works")
         body["outgoing"].update(host=peer.host, port=peer.port, security="none")
@@ -317,6 +312,19 @@ def test_verify_on_save_accepts_a_working_server(
         )
     assert wrong.status_code == 422
     assert container.accounts.stored_password(account_id, "outgoing") == SECRET
+
+
+def test_verify_is_refused_where_no_checks_are_wired(
+    client: TestClient, world: World, container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The checks service is an optional part of the Container (another area wires it in); a
+    # deployment without it must refuse ?verify=true instead of saving unverified.
+    monkeypatch.delattr(container, "checks")
+    before = _counts(container)
+    r = client.post(URL, json=account_body("V"), params={"verify": "true"}, headers=world.admin)
+    assert r.status_code == 422
+    assert error_fields(r) == {"verify": "verification is not available"}
+    assert _counts(container) == before
 
 
 def test_oversized_body_is_413(client: TestClient, world: World, container: Container) -> None:

@@ -69,7 +69,7 @@
   document.querySelectorAll("form[data-live-check]").forEach((f) =>
     f.addEventListener("submit", (event) => {
       event.preventDefault();
-      const target = f.parentElement.parentElement.querySelector(".live-results");
+      const target = f.closest("section").querySelector(".live-results");
       liveCheck(f.action, new FormData(f), target, null);
     }));
 
