@@ -75,7 +75,7 @@ class DeliveryService:
         self._log = log
         self._policy = policy
         self._network = network_policy
-        self._results = ResultWriter(engine, repo, log, policy)
+        self._results = ResultWriter(engine, repo, policy)
 
     def plan(self, batch: Sequence[ClaimedMessage], owner: str, parallel: int = 1) -> list[Chunk]:
         """Split a claimed batch into connection-sized chunks, spread over up to `parallel`

@@ -27,7 +27,6 @@ from postroom.domain.outbox import (
     settle,
 )
 from postroom.protocols.transcript import Transcript
-from postroom.services.log import SystemLogService
 from postroom.storage.outbox import OutboxRepository
 from postroom.storage.types import utcnow
 
@@ -118,12 +117,10 @@ class ResultWriter:
         self,
         engine: sa.Engine,
         repo: OutboxRepository,
-        log: SystemLogService,
         policy: RetryPolicy,
     ) -> None:
         self._engine = engine
         self._repo = repo
-        self._log = log
         self._policy = policy
 
     def defer(
