@@ -111,7 +111,7 @@ def postroom_run(url: str, workers: int, count: int, sink: SmtpSink, var: Path) 
                 "--name",
                 f"bench-{n}",
                 "--concurrency",
-                "2",
+                "4",
             ],
             env=env,
             stdout=subprocess.DEVNULL,
