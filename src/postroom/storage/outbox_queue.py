@@ -64,25 +64,20 @@ def _attempt_row(message_id: int, attempt: AttemptRecord) -> dict[str, Any]:
     }
 
 
-def _finish(*guards: sa.ColumnElement[bool]) -> sa.Update:
-    return (
-        sa.update(M)
-        .where(M.c.id == sa.bindparam("m_id"), M.c.status == MessageStatus.SENDING.value, *guards)
-        .values(
-            status=sa.bindparam("m_status"),
-            lease_owner=None,
-            lease_until=None,
-            next_attempt_at=sa.bindparam("m_next"),
-            updated_at=sa.bindparam("m_now"),
-            last_error=sa.bindparam("m_error"),
-            sent_at=sa.bindparam("m_sent_at"),
-        )
-    )
-
-
 # Built once: compiling a statement per message costs more than the database round trip.
-_FINISH_SENT = _finish()
-_FINISH_OTHER = _finish(M.c.lease_owner == sa.bindparam("m_owner"))
+_FINISH = (
+    sa.update(M)
+    .where(M.c.id == sa.bindparam("m_id"), M.c.status == MessageStatus.SENDING.value)
+    .values(
+        status=sa.bindparam("m_status"),
+        lease_owner=None,
+        lease_until=None,
+        next_attempt_at=sa.bindparam("m_next"),
+        updated_at=sa.bindparam("m_now"),
+        last_error=sa.bindparam("m_error"),
+        sent_at=sa.bindparam("m_sent_at"),
+    )
+)
 _RECIPIENT_UPDATE = (
     sa.update(R)
     .where(R.c.id == sa.bindparam("r_id"))
@@ -188,7 +183,7 @@ class QueueRepository:
 
         A success is written even if the lease was lost meanwhile: the server took the message,
         and saying otherwise would only cause another duplicate. This is delivery's hot path,
-        so it runs prepared statements, and executemany for everything but the guarded update.
+        so it runs prepared statements with executemany: a handful of statements per group.
         The system-log rows (source "Outgoing", with account_id: the account's timeline) are
         the same rows SystemLogService.write makes, inserted in bulk here.
         """
@@ -198,21 +193,37 @@ class QueueRepository:
             # the same Message-ID - at-least-once holds, and the commit no longer costs an
             # fsync per message. (SQLite runs with synchronous=NORMAL, the same trade-off.)
             conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-        written = []
-        for item in items:
-            sent = item.status is MessageStatus.SENT
-            params = {
-                "m_id": item.message_id,
-                "m_owner": item.owner,
-                "m_status": item.status.value,
-                "m_next": item.next_attempt_at,
-                "m_now": now,
-                "m_error": "" if sent else item.attempt.detail,
-                "m_sent_at": now if sent else None,
-            }
-            stmt = _FINISH_SENT if sent else _FINISH_OTHER
-            written.append(conn.execute(stmt, params).rowcount > 0)
+        # Which results may still be written: one read (row-locked on PostgreSQL; SQLite's
+        # BEGIN IMMEDIATE already excludes other writers), then one executemany.
+        state = {
+            r.id: (r.status, r.lease_owner)
+            for r in conn.execute(
+                sa.select(M.c.id, M.c.status, M.c.lease_owner)
+                .where(M.c.id.in_([i.message_id for i in items]))
+                .with_for_update()
+            )
+        }
+        written = [
+            state.get(i.message_id, ("", None))[0] == MessageStatus.SENDING.value
+            and (i.status is MessageStatus.SENT or state[i.message_id][1] == i.owner)
+            for i in items
+        ]
         done = [item for item, ok in zip(items, written, strict=True) if ok]
+        if done:
+            conn.execute(
+                _FINISH,
+                [
+                    {
+                        "m_id": i.message_id,
+                        "m_status": i.status.value,
+                        "m_next": i.next_attempt_at,
+                        "m_now": now,
+                        "m_sent_at": now if i.status is MessageStatus.SENT else None,
+                        "m_error": "" if i.status is MessageStatus.SENT else i.attempt.detail,
+                    }
+                    for i in done
+                ],
+            )
         recipients = [
             {
                 "r_id": u.id,

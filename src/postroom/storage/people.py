@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -196,13 +196,15 @@ class PeopleRepository:
 
     def user_for_token(self, conn: sa.Connection, token: str, now: datetime) -> User | None:
         row = conn.execute(
-            sa.select(api_tokens.c.id, api_tokens.c.user_id).where(
+            sa.select(api_tokens.c.id, api_tokens.c.user_id, api_tokens.c.last_used_at).where(
                 api_tokens.c.token_hash == token_hash(token), api_tokens.c.revoked_at.is_(None)
             )
         ).first()
         if row is None:
             return None
-        conn.execute(api_tokens.update().where(api_tokens.c.id == row.id).values(last_used_at=now))
+        # A write per request would serialise every API call on SQLite; a minute is precise enough.
+        if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
+            conn.execute(api_tokens.update().where(api_tokens.c.id == row.id).values(last_used_at=now))
         user = self.get_user(conn, row.user_id)
         return user if user.active else None
 
