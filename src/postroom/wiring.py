@@ -134,6 +134,12 @@ def _wire_outbox(c: Container) -> None:
         c.engine, c.outbox_repo, c.accounts, c.log, policy, c.network_policy
     )
     c.outbox = OutboxService(
-        c.engine, c.outbox_repo, c.routing, c.accounts, c.delivery, c.log, policy,
+        c.engine,
+        c.outbox_repo,
+        c.routing,
+        c.accounts,
+        c.delivery,
+        c.log,
+        policy,
         lease_s=s.worker_lease_s,
     )

@@ -10,8 +10,12 @@ from postroom.cli.common import console, get_container
 def serve(
     host: str = typer.Option(None, help="Interface to bind (default: POSTROOM_HOST, 127.0.0.1)."),
     port: int = typer.Option(None, help="Port (default: POSTROOM_PORT, 8025)."),
-    demo: bool = typer.Option(False, "--demo", help="Start a capture SMTP server and a Demo account."),
-    worker: bool = typer.Option(True, "--worker/--no-worker", help="Run the queue worker and fetch scheduler in-process."),
+    demo: bool = typer.Option(
+        False, "--demo", help="Start a capture SMTP server and a Demo account."
+    ),
+    worker: bool = typer.Option(
+        True, "--worker/--no-worker", help="Run the queue worker and fetch scheduler in-process."
+    ),
 ) -> None:
     """Serve the web UI and the API; with --demo, a newcomer can send and see a mail at once."""
     import uvicorn
@@ -32,9 +36,13 @@ def serve(
         )
     handle = prepare_demo(container) if demo else None
     if handle is not None:
-        console.print(f"Demo capture server on 127.0.0.1:{handle.port}; the 'Demo' account sends to it.")
+        console.print(
+            f"Demo capture server on 127.0.0.1:{handle.port}; the 'Demo' account sends to it."
+        )
     stop_worker = start_in_thread(container) if worker else None
-    console.print(f"Postroom on [bold]http://{host}:{port}/[/] (API docs at /docs)", highlight=False)
+    console.print(
+        f"Postroom on [bold]http://{host}:{port}/[/] (API docs at /docs)", highlight=False
+    )
     try:
         uvicorn.run(create_app(container), host=host, port=port, log_level="info")
     finally:

@@ -366,8 +366,14 @@ class AccountService:
         if out is None or out.transport is not Transport.SENDMAIL or actor.is_admin:
             return
         old = before.outgoing if before is not None else None
-        if old is None or old.transport is not Transport.SENDMAIL or old.sendmail_path != out.sendmail_path:
-            raise Forbidden("only admins can configure the local sendmail transport (it runs a program)")
+        if (
+            old is None
+            or old.transport is not Transport.SENDMAIL
+            or old.sendmail_path != out.sendmail_path
+        ):
+            raise Forbidden(
+                "only admins can configure the local sendmail transport (it runs a program)"
+            )
 
     def _visible(self, conn: sa.Connection, actor: Actor, account_id: int) -> Account:
         account = self._repo.get(conn, account_id)

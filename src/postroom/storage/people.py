@@ -204,7 +204,9 @@ class PeopleRepository:
             return None
         # A write per request would serialise every API call on SQLite; a minute is precise enough.
         if row.last_used_at is None or now - row.last_used_at > timedelta(minutes=1):
-            conn.execute(api_tokens.update().where(api_tokens.c.id == row.id).values(last_used_at=now))
+            conn.execute(
+                api_tokens.update().where(api_tokens.c.id == row.id).values(last_used_at=now)
+            )
         user = self.get_user(conn, row.user_id)
         return user if user.active else None
 
