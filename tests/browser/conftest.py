@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,9 +51,9 @@ class Site:
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
-@pytest.fixture(scope="session")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    tmp = tmp_path_factory.mktemp("web")
+@contextmanager
+def serve_site(tmp: Path) -> Iterator[Site]:
+    """A fresh database with the demo and its admin, served by uvicorn on a run-time port."""
     container = build(load_settings(database_url=f"sqlite:///{tmp}/t.db", var_dir=tmp, env="test"))
     container.migrate()
     password = ensure_admin(container)
@@ -66,12 +67,20 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     thread.start()
     while not server.started:
         time.sleep(0.02)
-    with SmtpPeer(users={PEER_USER: PEER_SECRET}) as peer:
-        yield Site(f"http://127.0.0.1:{port}", container, demo, password, peer)
-    server.should_exit = True
-    thread.join(timeout=10)
-    demo.stop()
-    container.close()
+    try:
+        with SmtpPeer(users={PEER_USER: PEER_SECRET}) as peer:
+            yield Site(f"http://127.0.0.1:{port}", container, demo, password, peer)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        demo.stop()
+        container.close()
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    with serve_site(tmp_path_factory.mktemp("web")) as served:
+        yield served
 
 
 @pytest.fixture(scope="session")
@@ -92,11 +101,19 @@ def log_in(page: Page, site: Site, email: str = ADMIN_EMAIL, password: str = "")
     page.wait_for_url(f"{site.url}/accounts")
 
 
-@pytest.fixture
-def page(browser: Browser, site: Site) -> Iterator[Page]:
-    """A fresh browser context (own cookies), logged in as the admin."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+@contextmanager
+def logged_in(browser: Browser, site: Site, width: int = 1280, height: int = 900) -> Iterator[Page]:
+    """A fresh browser context (own cookies) of `width` by `height`, logged in as the admin."""
+    context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
     log_in(page, site)
-    yield page
-    context.close()
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def page(browser: Browser, site: Site) -> Iterator[Page]:
+    with logged_in(browser, site) as page:
+        yield page

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from postroom import __version__
 from postroom.api import problems
+from postroom.api.deps import storable_parameters
 from postroom.wiring import Container
 
 # Each area's router module (api/routes/<area>.py exposing `router`). Add yours here.
@@ -56,7 +57,10 @@ def create_app(container: Container) -> FastAPI:
     for name in ROUTERS:
         # max_body_size also stops chunked bodies, which have no Content-Length for BodyLimit.
         app.include_router(
-            import_module(name).router, max_body_size=container.settings.max_body_bytes
+            import_module(name).router,
+            max_body_size=container.settings.max_body_bytes,
+            responses=problems.RESPONSES,
+            dependencies=[Depends(storable_parameters)],
         )
     import_module("postroom.web.app").mount(app, container)
     return app

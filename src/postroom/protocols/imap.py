@@ -8,6 +8,7 @@ methods — go through the `Wire` for deadlines and the transcript.
 from __future__ import annotations
 
 import imaplib
+import re
 import socket
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -50,6 +51,17 @@ class _WireIMAP4(imaplib.IMAP4):
     def _create_socket(self, timeout: float | None = None) -> socket.socket:
         return self._connected
 
+    # IMAPClient sets imaplib's debug level to 5, at which imaplib formats the repr of every
+    # response it stores — whole message literals included — before its logger drops it: two
+    # extra copies of each message and a third of the fetch CPU. The Wire records instead.
+    @property
+    def debug(self) -> int:
+        return 0
+
+    @debug.setter
+    def debug(self, value: int) -> None:
+        pass
+
     def readline(self) -> bytes:
         self._wire.arm(self.sock)
         line = super().readline()
@@ -71,6 +83,9 @@ class _WireIMAP4(imaplib.IMAP4):
 
 
 class _WireClient(IMAPClient):  # type: ignore[misc]
+    connection: _WireIMAP4
+    """The imaplib connection under IMAPClient (ours: made by `_create_IMAP4`)."""
+
     def __init__(self, wire: Wire, sock: socket.socket) -> None:
         self._wire = wire
         self._connected = sock
@@ -85,7 +100,8 @@ class _WireClient(IMAPClient):  # type: ignore[misc]
         self.normalise_times = False  # keep INTERNALDATE's own offset (aware datetimes)
 
     def _create_IMAP4(self) -> imaplib.IMAP4:  # noqa: N802 - IMAPClient's hook
-        return _WireIMAP4(self._wire, self._connected, self.host)
+        self.connection = _WireIMAP4(self._wire, self._connected, self.host)
+        return self.connection
 
 
 def _not_imap(exc: imaplib.IMAP4.error, port: int) -> ProbeFailed:
@@ -271,6 +287,45 @@ def probe_imap(
     return Probe("imap", endpoint, deadline_s=deadline_s).run(body)
 
 
+BATCH_BYTES = 8 * 1024 * 1024
+"""Default cap on the message bytes of one UID FETCH of bodies."""
+
+
+_UID_RE = re.compile(rb"\bUID (\d+)")
+_SIZE_RE = re.compile(rb"\bRFC822\.SIZE (\d+)")
+
+
+def parse_sizes(lines: Iterable[object]) -> list[tuple[int, int]]:
+    """(uid, size) pairs, by UID, from the responses to `UID FETCH … (RFC822.SIZE)` as imaplib
+    returns them (`b'12 (UID 40 RFC822.SIZE 3120)'`); unsolicited FETCH responses of other
+    items (a flag change, RFC 9051 §7.5.2) carry no size and are left out."""
+    found: dict[int, int] = {}
+    for line in lines:
+        if not isinstance(line, bytes):
+            continue  # None (no message) or a literal, which a size listing never holds
+        uid, size = _UID_RE.search(line), _SIZE_RE.search(line)
+        if uid and size:
+            found[int(uid.group(1))] = int(size.group(1))
+    return sorted(found.items())
+
+
+def size_batches(
+    sizes: Sequence[tuple[int, int]], max_count: int, max_bytes: int
+) -> Iterator[list[int]]:
+    """UIDs of `sizes` ((uid, size) pairs, in order) in batches of at most `max_count` UIDs
+    and `max_bytes` bytes; a message larger than `max_bytes` makes a batch of its own."""
+    batch: list[int] = []
+    total = 0
+    for uid, size in sizes:
+        if batch and (len(batch) >= max_count or total + size > max_bytes):
+            yield batch
+            batch, total = [], 0
+        batch.append(uid)
+        total += size
+    if batch:
+        yield batch
+
+
 @dataclass(frozen=True, slots=True)
 class FetchedMessage:
     uid: int
@@ -358,26 +413,31 @@ class ImapMailbox:
         return state
 
     def fetch_after(
-        self, folder: str, last_uid: int, batch_size: int = 100
+        self, folder: str, last_uid: int, batch_size: int = 100, batch_bytes: int = BATCH_BYTES
     ) -> Iterator[FetchedMessage]:
-        """Messages with UID > last_uid, oldest first, fetched `batch_size` at a time.
+        """Messages with UID > last_uid, oldest first.
 
-        UIDs at or below `last_uid` are dropped: `UID n:*` always matches the highest UID,
-        even when it is lower than n (RFC 9051 §6.4.8).
+        The sizes come first (`UID FETCH n:* (RFC822.SIZE)`, which also lists the UIDs), then
+        the bodies in batches of at most `batch_size` messages and `batch_bytes` bytes, so
+        that memory stays bounded whatever the mailbox holds; a message larger than
+        `batch_bytes` is fetched alone. UIDs at or below `last_uid` are dropped: `UID n:*`
+        always matches the highest UID, even when it is lower than n (RFC 9051 §6.4.8).
         """
-        if batch_size < 1:
+        if batch_size < 1 or batch_bytes < 1:
             raise errors.InvalidInput(fields={"batch_size": "must be at least 1"})
         self._ensure_selected(folder)
-        with self._call("search") as client:
-            uids = sorted(u for u in client.search(["UID", f"{last_uid + 1}:*"]) if u > last_uid)
-        for start in range(0, len(uids), batch_size):
-            batch = uids[start : start + batch_size]
+        with self._call("fetch sizes") as client:
+            # imaplib's plain UID command: IMAPClient's fetch() takes no "n:*" range, and its
+            # lexer would cost more than this whole listing for a large mailbox.
+            _typ, lines = client.connection.uid("FETCH", f"{last_uid + 1}:*", "(RFC822.SIZE)")
+        sizes = [(uid, size) for uid, size in parse_sizes(lines) if uid > last_uid]
+        for batch in size_batches(sizes, batch_size, batch_bytes):
             with self._call("fetch") as client:
                 response = client.fetch(batch, FETCH_ITEMS)
             for uid in batch:
                 item = response.get(uid)
                 if item is None or b"BODY[]" not in item:
-                    continue  # expunged by someone else between SEARCH and FETCH
+                    continue  # expunged by someone else between the two FETCHes
                 yield FetchedMessage(
                     uid=uid,
                     flags=tuple(_text(f) for f in item.get(b"FLAGS", ())),

@@ -12,7 +12,6 @@ before the final "." aborts the transaction (RFC 5321 §3.8, §4.1.1.4) and noth
 from __future__ import annotations
 
 import contextlib
-import re
 import smtplib
 import socket
 from collections.abc import Sequence
@@ -44,7 +43,6 @@ if TYPE_CHECKING:
 
 # One reply longer than this is a hostile or broken server, not a long EHLO list.
 MAX_REPLY_LINES = 1000
-_BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
 class _ReplyReader:
@@ -301,12 +299,26 @@ def send_test_message(
 
 
 def _dot_stuffed(raw: bytes) -> bytes:
-    """CRLF line ends (RFC 5321 §2.3.8), leading dots doubled (§4.5.2), then CRLF . CRLF."""
-    data = _BARE_LF.sub(b"\r\n", raw)
-    data = re.sub(rb"(?m)^\.", b"..", data)
+    """CRLF line ends (RFC 5321 §2.3.8), leading dots doubled (§4.5.2), then CRLF . CRLF.
+
+    bytes.replace, not regular expressions: this runs once per message on the delivery path
+    and is several times faster (a bare CR stays as it is, as before).
+    """
+    data = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n").replace(b"\n.", b"\n..")
+    if data.startswith(b"."):
+        data = b"." + data
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
     return data + b".\r\n"
+
+
+def _path(address: str) -> str:
+    """An envelope address as an SMTP path (RFC 5321 §4.1.2); "" is the null path "<>".
+
+    Callers pass bare addresses (checked by _check_addresses), so smtplib's quoteaddr, which
+    re-parses every address with email.utils, is not needed on the hot path.
+    """
+    return f"<{address}>"
 
 
 def _check_addresses(addresses: Sequence[str]) -> None:
@@ -402,7 +414,9 @@ class SmtpSession:
             smtp.command_encoding = "utf-8"
         step = "mail_from"
         try:
-            mail = self._reply(smtp.mail(envelope_from, options))
+            # putcmd + getreply is what smtplib's mail()/rcpt() do, minus quoteaddr (see _path).
+            smtp.putcmd("mail", "FROM:" + " ".join([_path(envelope_from), *options]))
+            mail = self._reply(smtp.getreply())
             if mail.code != 250:
                 return self._abandon(
                     [
@@ -413,7 +427,8 @@ class SmtpSession:
             step = "rcpt_to"
             results = []
             for address in recipients:
-                reply = self._reply(smtp.rcpt(address))
+                smtp.putcmd("rcpt", "TO:" + _path(address))
+                reply = self._reply(smtp.getreply())
                 results.append(RecipientResult.from_reply(address, reply.code, reply.text, "rcpt"))
             accepted = {r.address for r in results if r.code in (250, 251)}
             if not accepted:

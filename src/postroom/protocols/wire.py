@@ -54,7 +54,9 @@ class Wire:
 
     def arm(self, sock: socket.socket) -> None:
         """Set the socket timeout for the next read or write."""
-        sock.settimeout(self.deadline.bound(self.endpoint.timeout_s))
+        timeout = self.deadline.bound(self.endpoint.timeout_s)
+        if sock.gettimeout() != timeout:  # settimeout costs two fcntl calls even when unchanged
+            sock.settimeout(timeout)
 
     def sent(self, data: bytes) -> None:
         if self.transcript is not None:

@@ -36,7 +36,7 @@ from postroom.protocols.smtp import SmtpSession
 from postroom.protocols.transcript import Transcript
 from postroom.services.accounts import AccountService
 from postroom.services.log import SystemLogService
-from postroom.services.results import DeliveryResult, Recorder, ResultWriter, Run
+from postroom.services.results import DeliveryResult, ResultWriter, Run
 from postroom.storage.outbox import OutboxRepository
 from postroom.storage.types import utcnow
 
@@ -151,7 +151,7 @@ class DeliveryService:
         capture: bool,
     ) -> list[DeliveryResult]:
         transcript = Transcript("smtp") if capture or account.debug else None
-        run = Run(account, owner, Recorder(self._engine, self._repo), failover_from, transcript)
+        run = Run(account, owner, self._results.recorder(), failover_from, transcript)
         try:
             out = account.outgoing
             assert out is not None
@@ -179,6 +179,8 @@ class DeliveryService:
         try:
             for message in self._go_ahead(run, messages, stop):
                 if session is None or not session.is_open:
+                    assert run.recorder is not None
+                    run.recorder.flush()  # connecting may take long: commit what is known
                     try:
                         session = self._open(run, message)
                     except errors.PostroomError as exc:

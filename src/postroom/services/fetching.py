@@ -44,7 +44,7 @@ from postroom.domain.inbox import (
 )
 from postroom.errors import AuthFailed, Conflict, FetchError
 from postroom.protocols.endpoints import Endpoint, NetworkPolicy
-from postroom.protocols.imap import FolderState, ImapMailbox
+from postroom.protocols.imap import BATCH_BYTES, FetchedMessage, FolderState, ImapMailbox
 from postroom.protocols.pop3 import Pop3Mailbox
 from postroom.services.accounts import AccountService
 from postroom.services.inbox import InboxService
@@ -60,15 +60,25 @@ _POP3_FOLDER = ""  # POP3's one mailbox; its cursor row only marks the first fet
 _CLOCK_SKEW = timedelta(minutes=5)
 
 
-def _chunks(items: Iterator[T], size: int) -> Iterator[list[T]]:
+def _chunks(
+    items: Iterator[T], size: int, weight: Callable[[T], int] | None = None, max_weight: int = 0
+) -> Iterator[list[T]]:
+    """Lists of at most `size` items and, with `weight`, of at most `max_weight` in all (the
+    last item may cross it): a batch of big messages never piles up in memory."""
     batch: list[T] = []
+    total = 0
     for item in items:
         batch.append(item)
-        if len(batch) >= size:
+        total += weight(item) if weight else 0
+        if len(batch) >= size or (weight and total >= max_weight):
             yield batch
-            batch = []
+            batch, total = [], 0
     if batch:
         yield batch
+
+
+def _raw_size(message: FetchedMessage) -> int:
+    return len(message.raw)
 
 
 def _after_import(incoming: Incoming) -> AfterImport:
@@ -360,7 +370,7 @@ class FetchingService:
                 if state.uidnext is not None:
                     run.total = (run.total or 0) + max(state.uidnext - 1 - cursor.last_uid, 0)
                 messages = box.fetch_after(folder, cursor.last_uid, self._batch_size)
-                for fetched in _chunks(messages, self._batch_size):
+                for fetched in _chunks(messages, self._batch_size, _raw_size, BATCH_BYTES):
                     batch, keep_uids, skipped, last_uid = [], [], 0, cursor.last_uid
                     for msg in fetched:
                         if not is_new_uid(msg.uid, cursor.last_uid):

@@ -234,6 +234,12 @@ class OutboxService:
         with self._engine.begin() as conn:
             return self._repo.counts(conn, account_id)
 
+    def last_sent(self, actor: Actor, account_id: int) -> OutboxMessage | None:
+        """The account's most recently sent message (the "last send" of its health), or None."""
+        self._accounts.get(actor, account_id)
+        with self._engine.begin() as conn:
+            return self._repo.last_sent(conn, account_id)
+
     def cancel(self, actor: Actor, message_id: int) -> OutboxMessage:
         return self._act(actor, message_id, "cancel")
 

@@ -2,9 +2,10 @@
 
 Real-world mail breaks parsers: `email.message_from_bytes(policy=default)` and its header objects
 raise on some malformed headers, charsets can be unknown, bodies can hold NULs (which PostgreSQL
-text refuses) and 8-bit bytes can sit in headers. So the MIME structure is read with the lenient
-`compat32` policy (which builds no header objects — also several times faster) and every header
-is decoded here from its raw text: addresses split before RFC 2047 words are decoded (so an
+text refuses) and 8-bit bytes can sit in headers. So the MIME structure is found by the range
+scanner (services/mimescan.py: lenient `compat32` header objects, bodies left as byte ranges and
+decoded only for the text and HTML bodies — about twice as fast as the stdlib parser at any size,
+and it never copies a large body) and every header is decoded here from its raw text: addresses split before RFC 2047 words are decoded (so an
 encoded comma cannot split a name), unknown charsets fall back to UTF-8, every string is cleaned.
 What still cannot be read raises `Unparseable`; the caller quarantines the message with that
 reason — the raw bytes are stored before any of this runs.
@@ -16,15 +17,11 @@ attached message (message/rfc822) is one leaf; `extract_part` finds a leaf again
 from __future__ import annotations
 
 import contextlib
-import email
 import email.header
-import email.policy
 import email.utils
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import functools
 from datetime import UTC, datetime
 from email.message import Message
-from functools import partial
 
 import nh3
 
@@ -32,8 +29,6 @@ from postroom.domain.inbox import Address, AttachmentInfo, ParsedMessage, normal
 from postroom.services import mimescan
 
 _MAX_TEXT = 2 * 1024 * 1024  # characters kept of a text or HTML body
-LARGE = 4 * 1024 * 1024  # from this size on, bodies are not copied (services/mimescan.py)
-_POLICY = email.policy.compat32
 
 
 class Unparseable(Exception):
@@ -64,31 +59,26 @@ def decode_words(value: str) -> str:
     return " ".join(text.split())
 
 
-def parse_message(raw: bytes, *, large: int = LARGE) -> ParsedMessage:
-    """The parsed view of `raw`. Raises Unparseable with a reason; never anything else.
-
-    Messages of `large` bytes or more are read with the range scanner (services/mimescan.py),
-    which never copies their bodies; smaller ones with the stdlib parser.
-    """
+def parse_message(raw: bytes) -> ParsedMessage:
+    """The parsed view of `raw`. Raises Unparseable with a reason; never anything else."""
     try:
-        top, leaves = _structure(raw, large)
+        top, leaves = _structure(raw)
         if not top.keys():
             raise Unparseable("no header section: the data does not look like an e-mail message")
-        return _view(top, leaves)
+        return _view(raw, top, leaves)
     except Unparseable:
         raise
-    except Exception as exc:  # the stdlib parser has no single error type; any failure quarantines
+    except Exception as exc:  # the email package has no single error type; any failure quarantines
         raise Unparseable(f"parse error: {type(exc).__name__}: {clean(exc)[:500]}") from exc
 
 
-def extract_part(raw: bytes, index: int, *, large: int = LARGE) -> tuple[str, str, bytes]:
-    """(filename, content type, decoded bytes) of leaf `index` of the walk; LookupError if none.
-    `large` must be what the message was parsed with, so the numbering is the same."""
-    _top, leaves = _structure(raw, large)
+def extract_part(raw: bytes, index: int) -> tuple[str, str, bytes]:
+    """(filename, content type, decoded bytes) of leaf `index` of the walk; LookupError if none."""
+    _top, leaves = _structure(raw)
     if not 0 <= index < len(leaves):
         raise LookupError(index)
-    leaf = leaves[index]
-    return _filename(leaf.msg), leaf.msg.get_content_type(), leaf.payload()
+    part = leaves[index]
+    return _filename(part.headers), part.headers.get_content_type(), mimescan.decoded(raw, part)
 
 
 def sanitize_html(html: str) -> str:
@@ -99,48 +89,27 @@ def sanitize_html(html: str) -> str:
 # internals -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Leaf:
-    """A leaf of the MIME walk: its headers and how to get its decoded body and that size."""
-
-    msg: Message
-    payload: Callable[[], bytes]
-    size: Callable[[], int]
+def _structure(raw: bytes) -> tuple[Message, list[mimescan.Part]]:
+    return mimescan.top_headers(raw), list(mimescan.scan(raw))
 
 
-def _structure(raw: bytes, large: int) -> tuple[Message, list[_Leaf]]:
-    if len(raw) >= large:
-        parts = list(mimescan.scan(raw))
-        return mimescan.top_headers(raw), [
-            _Leaf(
-                p.headers,
-                partial(mimescan.decoded, raw, p),
-                partial(mimescan.decoded_size, raw, p),
-            )
-            for p in parts
-        ]
-    msg = email.message_from_bytes(raw, policy=_POLICY)
-    return msg, [
-        _Leaf(p, partial(_payload_bytes, p), partial(_payload_size, p)) for p in _leaves(msg)
-    ]
-
-
-def _view(msg: Message, leaves: list[_Leaf]) -> ParsedMessage:
+def _view(raw: bytes, msg: Message, leaves: list[mimescan.Part]) -> ParsedMessage:
     headers: dict[str, str] = {}
     for name, value in msg.raw_items():  # the first occurrence of each header counts
         headers.setdefault(name.lower(), value)
-    text_part: _Leaf | None = None
-    html_part: _Leaf | None = None
+    text_part: mimescan.Part | None = None
+    html_part: mimescan.Part | None = None
     attachments = []
     for index, leaf in enumerate(leaves):
-        part = leaf.msg
+        part = leaf.headers
         ctype = part.get_content_type()
-        attached = part.get_content_disposition() == "attachment"
+        disposition = part.get_content_disposition()
+        attached = disposition == "attachment"
         if ctype == "text/plain" and not attached and text_part is None:
             text_part = leaf
         elif ctype == "text/html" and not attached and html_part is None:
             html_part = leaf
-        elif part.get_content_maintype() == "multipart":  # broken MIME: no boundaries found
+        elif ctype.startswith("multipart/"):  # broken MIME: no boundaries found
             text_part = text_part or leaf
         elif attached or ctype not in ("text/plain", "text/html"):
             attachments.append(
@@ -148,12 +117,12 @@ def _view(msg: Message, leaves: list[_Leaf]) -> ParsedMessage:
                     index=index,
                     filename=_filename(part),
                     content_type=clean(ctype)[:255],
-                    size=leaf.size(),
+                    size=mimescan.decoded_size(raw, leaf),
                     content_id=clean(part.get("content-id", "") or "").strip("<> ")[:500],
-                    inline=part.get_content_disposition() == "inline",
+                    inline=disposition == "inline",
                 )
             )
-    html = _text(html_part)
+    html = _text(raw, html_part)
     return ParsedMessage(
         from_=next(iter(_addresses(headers.get("from", ""))), None),
         to=_addresses(headers.get("to", "")),
@@ -170,49 +139,17 @@ def _view(msg: Message, leaves: list[_Leaf]) -> ParsedMessage:
             )
             if ref
         ),
-        text_body=_text(text_part),
+        text_body=_text(raw, text_part),
         html_body=sanitize_html(html) if html else "",
         attachments=tuple(attachments),
     )
 
 
-def _leaves(part: Message) -> Iterator[Message]:
-    """Depth-first leaves; an attached message/rfc822 counts as one leaf."""
-    if part.is_multipart() and part.get_content_type() != "message/rfc822":
-        payload = part.get_payload()
-        if isinstance(payload, list):
-            for child in payload:
-                if isinstance(child, Message):
-                    yield from _leaves(child)
-        else:
-            yield part  # broken MIME: a multipart without its boundaries
-    else:
-        yield part
-
-
-def _payload_bytes(part: Message) -> bytes:
-    if part.get_content_type() == "message/rfc822":
-        inner = part.get_payload()
-        inner_msg = inner[0] if isinstance(inner, list) and inner else None
-        if isinstance(inner_msg, Message):
-            return inner_msg.as_bytes(policy=_POLICY)
-        return b""
-    if part.is_multipart():  # broken MIME: the undivided body, as it stands
-        body = part.get_payload()
-        return body.encode("utf-8", "surrogateescape") if isinstance(body, str) else b""
-    data = part.get_payload(decode=True)
-    return data if isinstance(data, bytes) else b""
-
-
-def _payload_size(part: Message) -> int:
-    return len(_payload_bytes(part))
-
-
-def _text(leaf: _Leaf | None) -> str:
+def _text(raw: bytes, leaf: mimescan.Part | None) -> str:
     if leaf is None:
         return ""
-    data = leaf.payload()
-    charset = leaf.msg.get_content_charset() or "us-ascii"
+    data = mimescan.decoded(raw, leaf)
+    charset = leaf.headers.get_content_charset() or "us-ascii"
     try:
         text = data.decode(charset, "replace")
     except LookupError:  # unknown charset name: UTF-8 is the best guess today
@@ -228,7 +165,10 @@ def _filename(part: Message) -> str:
     return decode_words(name).replace("/", "_").replace("\\", "_")[:500]
 
 
+@functools.lru_cache(maxsize=4096)
 def _addresses(value: str) -> tuple[Address, ...]:
+    """The addresses of a header value. Cached: a mailbox sees the same To and From values over
+    and over, and getaddresses is the dearest step of a parse (the result is immutable)."""
     if not value:
         return ()
     try:

@@ -8,8 +8,8 @@ the server's answer.
 
 from __future__ import annotations
 
-import queue
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -45,50 +45,57 @@ class DeliveryResult:
 
 
 class Recorder:
-    """Writes results on its own thread, in order, while the session already sends the next
-    message, so the database round trip no longer adds to the SMTP one.
+    """Commits one run's results in groups, in line on the sending thread.
 
-    Each result is queued the moment the server answered and committed as soon as the writer is
-    free; results that queued up meanwhile share that one commit (group commit). Nothing waits
-    for the end of a batch. A crash loses at most the few results still queued (`depth`);
+    `put` queues a settled result the moment the server answered and commits everything queued
+    once `group` results wait or `interval_s` has passed since the previous commit; `flush`
+    (before a reconnect) and `close` (end of the chunk) commit the rest. So a slow server's
+    results are committed right after each reply, and a fast one's share a transaction per
+    group; nothing waits for the end of a batch. A crash loses at most the uncommitted group;
     those messages are still leased as 'sending', i.e. in flight, and are re-sent with the same
     Message-ID.
+
+    Measured against a writer thread per connection (the previous design), writing in line is
+    faster: no queue hand-off, no thread contending for the GIL, and bigger groups. `lock` is
+    shared by every run of a process so their commits queue on it instead of sleeping in
+    SQLite's busy handler (on PostgreSQL it merely serialises one process's commits).
     """
 
-    def __init__(self, engine: sa.Engine, repo: OutboxRepository, depth: int = 64) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        repo: OutboxRepository,
+        lock: threading.Lock,
+        *,
+        group: int = 100,
+        interval_s: float = 0.05,
+    ) -> None:
         self._engine = engine
         self._repo = repo
-        self._jobs: queue.Queue[Finished | None] = queue.Queue(maxsize=depth)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._loop, name="delivery-recorder", daemon=True)
-        self._thread.start()
+        self._lock = lock
+        self._group = group
+        self._interval_s = interval_s
+        self._pending: list[Finished] = []
+        self._flushed_at = time.monotonic()
 
     def put(self, job: Finished) -> None:
-        if self._error is not None:
-            raise self._error
-        self._jobs.put(job)
+        self._pending.append(job)
+        if (
+            len(self._pending) >= self._group
+            or time.monotonic() - self._flushed_at >= self._interval_s
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit every queued result in one transaction."""
+        jobs, self._pending = self._pending, []
+        if jobs:
+            with self._lock, self._engine.begin() as conn:
+                self._repo.finish_many(conn, jobs, utcnow())
+        self._flushed_at = time.monotonic()
 
     def close(self) -> None:
-        """Wait until every queued result is committed; re-raise a write failure."""
-        self._jobs.put(None)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-
-    def _loop(self) -> None:
-        done = False
-        while not done:
-            group = [self._jobs.get()]
-            while group[-1] is not None and not self._jobs.empty():
-                group.append(self._jobs.get_nowait())
-            done = group[-1] is None
-            jobs = [job for job in group if job is not None]
-            if jobs and self._error is None:
-                try:
-                    with self._engine.begin() as conn:
-                        self._repo.finish_many(conn, jobs, utcnow())
-                except BaseException as exc:  # surfaced by put()/close() on the sender's side
-                    self._error = exc
+        self.flush()
 
 
 @dataclass(slots=True)
@@ -122,6 +129,11 @@ class ResultWriter:
         self._engine = engine
         self._repo = repo
         self._policy = policy
+        self._lock = threading.Lock()
+
+    def recorder(self) -> Recorder:
+        """A recorder for one run; all of this writer's recorders share one commit lock."""
+        return Recorder(self._engine, self._repo, self._lock)
 
     def defer(
         self, run: Run, message: ClaimedMessage, detail: str, outcome: str = "deferred"
@@ -188,7 +200,7 @@ class ResultWriter:
             trail if run.account.debug else None,
         )
         if run.recorder is None:
-            with self._engine.begin() as conn:
+            with self._lock, self._engine.begin() as conn:
                 self._repo.finish_many(conn, [finished], utcnow())
         else:
             run.recorder.put(finished)

@@ -9,9 +9,27 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, ExceptionContext
+
+from postroom.errors import InvalidInput
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def _refuse_bad_values(ctx: ExceptionContext) -> None:
+    """A value the database cannot hold is the caller's input error, not a 500: an integer past
+    SQLite's 64 bits (OverflowError while binding), text that is not UTF-8 (lone surrogates), or
+    anything PostgreSQL calls a data exception (SQLSTATE class 22: integer out of range, NUL in
+    text, …). The edges validate first and name the field; this is the backstop for whatever
+    slips past them. The transaction is rolled back as for any error, so nothing is half written."""
+    exc = ctx.original_exception
+    if isinstance(exc, OverflowError):
+        raise InvalidInput("a number is out of range for the database") from exc
+    if isinstance(exc, UnicodeEncodeError):
+        raise InvalidInput("text must be valid Unicode (no lone surrogates)") from exc
+    if isinstance(ctx.sqlalchemy_exception, sa.exc.DataError):
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid value"
+        raise InvalidInput(f"a value is not valid for the database: {reason}") from exc
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -25,6 +43,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        event.listen(engine, "handle_error", _refuse_bad_values)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -43,7 +62,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = sa.create_engine(url, pool_pre_ping=True, **kwargs)
+    event.listen(engine, "handle_error", _refuse_bad_values)
+    return engine
 
 
 def alembic_config(engine: Engine) -> Config:

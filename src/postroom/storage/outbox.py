@@ -242,6 +242,16 @@ class OutboxRepository(QueueRepository):
             stmt = stmt.where(M.c.account_id == account_id)
         return {row[0]: row[1] for row in conn.execute(stmt)}
 
+    def last_sent(self, conn: sa.Connection, account_id: int) -> OutboxMessage | None:
+        """The account's most recently sent message (ix_outbox_messages_sent_at), or None."""
+        row = conn.execute(
+            sa.select(*_SUMMARY)
+            .where(M.c.account_id == account_id, M.c.status == MessageStatus.SENT.value)
+            .order_by(M.c.sent_at.desc())
+            .limit(1)
+        ).first()
+        return None if row is None else _message(row)
+
     # -- journal actions -----------------------------------------------------------------------
 
     def cancel(self, conn: sa.Connection, message_id: int, now: datetime) -> None:

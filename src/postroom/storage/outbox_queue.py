@@ -9,7 +9,6 @@ answered, never per batch afterwards, so a crash re-sends at most the messages i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -65,6 +64,7 @@ def _attempt_row(message_id: int, attempt: AttemptRecord) -> dict[str, Any]:
 
 
 # Built once: compiling a statement per message costs more than the database round trip.
+# _FINISH settles what did not go out (deferred, failed), one row per parameter set.
 _FINISH = (
     sa.update(M)
     .where(M.c.id == sa.bindparam("m_id"), M.c.status == MessageStatus.SENDING.value)
@@ -75,9 +75,38 @@ _FINISH = (
         next_attempt_at=sa.bindparam("m_next"),
         updated_at=sa.bindparam("m_now"),
         last_error=sa.bindparam("m_error"),
-        sent_at=sa.bindparam("m_sent_at"),
+        sent_at=None,
     )
 )
+_OPEN_RECIPIENTS = (
+    sa.select(R.c.id, R.c.message_id, R.c.address)
+    .where(R.c.message_id.in_(sa.bindparam("ids", expanding=True)), R.c.status.in_(_OPEN))
+    .order_by(R.c.id)
+)
+# A success is written whenever the message is still 'sending', whoever holds the lease now.
+_SENT = (
+    sa.update(M)
+    .where(
+        M.c.id.in_(sa.bindparam("ids", expanding=True)), M.c.status == MessageStatus.SENDING.value
+    )
+    .values(
+        status=MessageStatus.SENT.value,
+        lease_owner=None,
+        lease_until=None,
+        next_attempt_at=None,
+        updated_at=sa.bindparam("now"),
+        last_error="",
+        sent_at=sa.bindparam("now"),
+    )
+    .returning(M.c.id)
+)
+_STATE = (
+    sa.select(M.c.id, M.c.status, M.c.lease_owner)
+    .where(M.c.id.in_(sa.bindparam("ids", expanding=True)))
+    .with_for_update()
+)
+_ATTEMPT_INSERT = sa.insert(A)
+_LOG_INSERT = sa.insert(system_log)
 _RECIPIENT_UPDATE = (
     sa.update(R)
     .where(R.c.id == sa.bindparam("r_id"))
@@ -133,7 +162,7 @@ class QueueRepository:
             )
             .returning(*_CLAIMED)
         ).all()
-        return sorted(self._with_recipients(conn, self._claimed(rows)), key=lambda c: c.id)
+        return self._claimed(conn, sorted(rows, key=lambda r: r.id))
 
     def leased(self, conn: sa.Connection, message_id: int, owner: str) -> ClaimedMessage:
         """A message already leased to `owner` (immediate mode stores it leased)."""
@@ -142,9 +171,15 @@ class QueueRepository:
         ).first()
         if row is None:
             raise Conflict(f"message {message_id} is not leased to {owner}")
-        return self._with_recipients(conn, self._claimed([row]))[0]
+        return self._claimed(conn, [row])[0]
 
-    def _claimed(self, rows: Sequence[Any]) -> list[ClaimedMessage]:
+    def _claimed(self, conn: sa.Connection, rows: Sequence[Any]) -> list[ClaimedMessage]:
+        """The claimed rows with the recipients still to be served (pending or deferred)."""
+        pending: dict[int, list[PendingRecipient]] = {}
+        for start in range(0, len(rows), 500):
+            ids = [r.id for r in rows[start : start + 500]]
+            for r in conn.execute(_OPEN_RECIPIENTS, {"ids": ids}):
+                pending.setdefault(r.message_id, []).append(PendingRecipient(r.id, r.address))
         return [
             ClaimedMessage(
                 r.id,
@@ -155,26 +190,10 @@ class QueueRepository:
                 r.attempts,
                 r.expires_at,
                 r.sender_user_id,
-                (),
+                tuple(pending.get(r.id, ())),
             )
             for r in rows
         ]
-
-    def _with_recipients(
-        self, conn: sa.Connection, claimed: list[ClaimedMessage]
-    ) -> list[ClaimedMessage]:
-        """Attach the recipients still to be served (pending or deferred) to each message."""
-        ids = [c.id for c in claimed]
-        out: dict[int, list[PendingRecipient]] = {}
-        for chunk_start in range(0, len(ids), 500):
-            chunk = ids[chunk_start : chunk_start + 500]
-            for r in conn.execute(
-                sa.select(R.c.id, R.c.message_id, R.c.address)
-                .where(R.c.message_id.in_(chunk), R.c.status.in_(_OPEN))
-                .order_by(R.c.id)
-            ):
-                out.setdefault(r.message_id, []).append(PendingRecipient(r.id, r.address))
-        return [replace(c, recipients=tuple(out.get(c.id, ()))) for c in claimed]
 
     def finish_many(
         self, conn: sa.Connection, items: Sequence[Finished], now: datetime
@@ -193,37 +212,39 @@ class QueueRepository:
             # the same Message-ID - at-least-once holds, and the commit no longer costs an
             # fsync per message. (SQLite runs with synchronous=NORMAL, the same trade-off.)
             conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-        # Which results may still be written: one read (row-locked on PostgreSQL; SQLite's
-        # BEGIN IMMEDIATE already excludes other writers), then one executemany.
-        state = {
-            r.id: (r.status, r.lease_owner)
-            for r in conn.execute(
-                sa.select(M.c.id, M.c.status, M.c.lease_owner)
-                .where(M.c.id.in_([i.message_id for i in items]))
-                .with_for_update()
-            )
-        }
-        written = [
-            state.get(i.message_id, ("", None))[0] == MessageStatus.SENDING.value
-            and (i.status is MessageStatus.SENT or state[i.message_id][1] == i.owner)
-            for i in items
-        ]
-        done = [item for item, ok in zip(items, written, strict=True) if ok]
-        if done:
-            conn.execute(
-                _FINISH,
-                [
-                    {
-                        "m_id": i.message_id,
-                        "m_status": i.status.value,
-                        "m_next": i.next_attempt_at,
-                        "m_now": now,
-                        "m_sent_at": now if i.status is MessageStatus.SENT else None,
-                        "m_error": "" if i.status is MessageStatus.SENT else i.attempt.detail,
-                    }
-                    for i in done
-                ],
-            )
+        # Successes (the bulk): one UPDATE … RETURNING says which were still 'sending'.
+        sent = [i.message_id for i in items if i.status is MessageStatus.SENT]
+        ok = set(conn.execute(_SENT, {"ids": sent, "now": now}).scalars()) if sent else set()
+        others = [i for i in items if i.status is not MessageStatus.SENT]
+        if others:
+            # Anything else needs the lease still held by its owner: one read (row-locked on
+            # PostgreSQL; SQLite's BEGIN IMMEDIATE already excludes other writers).
+            state = {
+                r.id: (r.status, r.lease_owner)
+                for r in conn.execute(_STATE, {"ids": [i.message_id for i in others]})
+            }
+            ours = [
+                i
+                for i in others
+                if state.get(i.message_id) == (MessageStatus.SENDING.value, i.owner)
+            ]
+            if ours:
+                conn.execute(
+                    _FINISH,
+                    [
+                        {
+                            "m_id": i.message_id,
+                            "m_status": i.status.value,
+                            "m_next": i.next_attempt_at,
+                            "m_now": now,
+                            "m_error": i.attempt.detail,
+                        }
+                        for i in ours
+                    ],
+                )
+            ok.update(i.message_id for i in ours)
+        written = [i.message_id in ok for i in items]
+        done = [item for item, w in zip(items, written, strict=True) if w]
         recipients = [
             {
                 "r_id": u.id,
@@ -239,9 +260,9 @@ class QueueRepository:
         if recipients:
             conn.execute(_RECIPIENT_UPDATE, recipients)
         if done:
-            conn.execute(sa.insert(A), [_attempt_row(i.message_id, i.attempt) for i in done])
+            conn.execute(_ATTEMPT_INSERT, [_attempt_row(i.message_id, i.attempt) for i in done])
             conn.execute(
-                sa.insert(system_log),
+                _LOG_INSERT,
                 [
                     {
                         "created_at": now,

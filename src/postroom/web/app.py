@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from postroom.settings import resolve_secret_keys
+from postroom.web import error_pages
 from postroom.web.core import HERE, WebRoute, WebState, make_environment
 from postroom.web.pages import (
     account_form,
@@ -18,6 +19,7 @@ from postroom.web.pages import (
     demo,
     inbox,
     logs,
+    notifications,
     outbox,
     reports,
     settings,
@@ -37,13 +39,15 @@ for _module in (
     reports,
     settings,
     admin,
+    notifications,
     demo,
 ):
     router.include_router(_module.router)
 
 
 def mount(app: FastAPI, container: Container) -> None:
-    """Serve the web UI from `app` (pages, static files) using `container`'s services."""
+    """Serve the web UI from `app` (pages, static files, HTML error pages for non-API paths)
+    using `container`'s services. Call after api/problems.install."""
     settings_ = container.settings
     codec = SessionCodec(
         resolve_secret_keys(settings_)[0],
@@ -53,3 +57,4 @@ def mount(app: FastAPI, container: Container) -> None:
     app.state.web = WebState(container, codec, make_environment())
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    error_pages.install(app)

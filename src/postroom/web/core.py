@@ -93,12 +93,23 @@ class Viewer:
         """The teams the viewer can see (fetched once per request)."""
         return self.container.people.list_teams(self.actor)
 
+    @cached_property
+    def unread(self) -> int:
+        """Unread notifications (admins only; 0 for everyone else). The service returns at
+        most 100, which the navigation shows as "99+"."""
+        if not self.actor.is_admin:
+            return 0
+        return len(self.container.log.notifications(self.actor, unread_only=True))
+
     @property
-    def nav(self) -> list[tuple[str, str]]:
+    def nav(self) -> list[tuple[str, str, int]]:
+        """(label, path, unread count) of the navigation entries the viewer may open."""
         rank = _RANK[self.actor.role]
-        items = [(label, path) for label, path, role in NAV if rank >= _RANK[role]]
+        items = [(label, path, 0) for label, path, role in NAV if rank >= _RANK[role]]
+        if self.actor.is_admin:
+            items.append(("Notifications", "/notifications", self.unread))
         if "demo" in self.container.extras:
-            items.append(("Demo inbox", "/demo"))
+            items.append(("Demo inbox", "/demo", 0))
         return items
 
 

@@ -12,6 +12,7 @@ again (at-least-once, same Message-ID).
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -62,6 +63,10 @@ class Worker:
     def run(self, max_idle_ticks: int | None = None) -> None:
         """Loop until stopped (or, for tests and benches, after `max_idle_ticks` empty ticks)."""
         idle = 0
+        # What exists now (settings, metadata, compiled statements) lives as long as the worker:
+        # freezing it keeps each garbage collection from scanning it again (measured: a
+        # collection pass per few hundred messages otherwise re-walks ~100,000 objects).
+        gc.freeze()
         self._heartbeat()
         with ThreadPoolExecutor(
             self.concurrency, thread_name_prefix=f"deliver-{self.name}"

@@ -37,6 +37,7 @@ def imap_script(login: bytes, capability: bytes = IMAP_CAPABILITY, **kw: object)
                 b"{tag} OK [READ-WRITE] done\r\n",
             ),
             (b"UID SEARCH", b"* SEARCH 6\r\n{tag} OK done\r\n"),
+            (b"UID FETCH", b"* 3 FETCH (UID 6 RFC822.SIZE 120)\r\n{tag} OK done\r\n"),
             (b"LOGOUT", IMAP_LOGOUT),
         ),
         default=b"{tag} BAD unknown command\r\n",
@@ -121,12 +122,15 @@ def test_imap_mailbox_open_raises_auth_failed(
 def test_imap_fetch_after_drops_the_cursor_uid(
     make_endpoint: MakeEndpoint, policy: NetworkPolicy
 ) -> None:
-    """`UID SEARCH UID 7:*` answers with the highest UID (6) although it is below 7."""
+    """`UID FETCH 7:* (RFC822.SIZE)` answers with the highest UID (6) although it is below 7;
+    no body is fetched."""
     with ScriptedPeer(imap_script(b"{tag} OK logged in\r\n")) as peer:
         with ImapMailbox(make_endpoint(peer.port, auth=True), policy=policy) as box:
             assert box.select("INBOX").uidvalidity == 42
             assert list(box.fetch_after("INBOX", 6)) == []
-        assert not any(b"FETCH" in line.upper() for line in peer.lines)
+        fetches = [line.upper() for line in peer.lines if b"FETCH" in line.upper()]
+        assert fetches
+        assert not any(b"BODY" in line for line in fetches)
 
 
 POP3_BASE = (

@@ -30,7 +30,7 @@ def _nav(html: str) -> list[str]:
     [
         (Role.MEMBER, ["Accounts", "Outbox", "Inbox", "Logs"]),
         (Role.MANAGER, ["Accounts", "Outbox", "Inbox", "Logs", "Reports"]),
-        (Role.ADMIN, ["Accounts", "Outbox", "Inbox", "Logs", "Reports", "Admin"]),
+        (Role.ADMIN, ["Accounts", "Outbox", "Inbox", "Logs", "Reports", "Admin", "Notifications"]),
     ],
 )
 def test_navigation_follows_the_role(web: Web, role: Role, expected: list[str]) -> None:

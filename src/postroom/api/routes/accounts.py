@@ -7,9 +7,8 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response
-from pydantic import AwareDatetime
 
-from postroom.api.deps import ActorDep, ContainerDep
+from postroom.api.deps import ActorDep, ContainerDep, Offset
 from postroom.api.schemas.accounts import (
     INT32_MAX,
     AccountCreate,
@@ -24,6 +23,7 @@ from postroom.api.schemas.audit import (
     CommentPublic,
     TimelineEventPublic,
 )
+from postroom.api.schemas.common import AwareInstant
 from postroom.domain.accounts import Account, AccountQuery, AccountStatus
 from postroom.errors import InvalidInput
 from postroom.services.accounts import Verifier
@@ -56,7 +56,7 @@ def _verifier(container: Container, verify: bool) -> Verifier | None:
 def list_accounts(
     container: ContainerDep,
     actor: ActorDep,
-    offset: int = 0,
+    offset: Offset = 0,
     limit: int = 50,
     status: Literal["active", "inactive", "deleted", "all"] = "active",
     team_id: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None,
@@ -169,7 +169,7 @@ def timeline(
     container: ContainerDep,
     actor: ActorDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: Annotated[AwareDatetime | None, Query(description="page back: older than")] = None,
+    before: Annotated[AwareInstant | None, Query(description="page back: older than")] = None,
 ) -> list[TimelineEventPublic]:
     """Audit entries, comments and system-log events of the account, newest first."""
     events = container.audit.timeline(actor, account_id, limit, before)
@@ -181,7 +181,7 @@ def account_audit(
     account_id: AccountId,
     container: ContainerDep,
     actor: ActorDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> AuditPage:
     page = container.audit.list(actor, account_id=account_id, offset=offset, limit=limit)

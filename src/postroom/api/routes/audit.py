@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from postroom.api.deps import ActorDep, ContainerDep
+from postroom.api.deps import ActorDep, ContainerDep, Offset
 from postroom.api.schemas.accounts import INT32_MAX
 from postroom.api.schemas.audit import AuditEntryPublic, AuditPage
 
@@ -21,7 +21,7 @@ def list_audit(
     entity_type: Annotated[
         str | None, Query(max_length=40, description="account, user, team, token, …")
     ] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> AuditPage:
     """Newest first. Without `account_id` admins only (403 otherwise)."""

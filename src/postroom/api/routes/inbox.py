@@ -11,9 +11,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime
 
-from postroom.api.deps import ActorDep, ContainerDep
+from postroom.api.deps import INT32_MAX, ActorDep, ContainerDep, Offset
+from postroom.api.schemas.common import AwareInstant
 from postroom.api.schemas.inbox import (
     FetchReportPublic,
     InboxMessageDetail,
@@ -27,11 +27,10 @@ from postroom.services.inbox import RawDownload
 
 router = APIRouter(prefix="/api/v1", tags=["inbox"])
 
-_INT32_MAX = 2**31 - 1
-AccountId = Annotated[int, Path(ge=1, le=_INT32_MAX)]
-MessageId = Annotated[int, Path(ge=1, le=_INT32_MAX)]
-Since = Annotated[AwareDatetime | None, Query(description="date (Date header) on or after")]
-Until = Annotated[AwareDatetime | None, Query(description="date before")]
+AccountId = Annotated[int, Path(ge=1, le=INT32_MAX)]
+MessageId = Annotated[int, Path(ge=1, le=INT32_MAX)]
+Since = Annotated[AwareInstant | None, Query(description="date (Date header) on or after")]
+Until = Annotated[AwareInstant | None, Query(description="date before")]
 Sender = Annotated[str, Query(max_length=200, description="sender name or address contains")]
 Subject = Annotated[str, Query(max_length=200, description="subject contains")]
 Sort = Annotated[str, Query(description="date, fetched, subject, sender or size; -x: descending")]
@@ -41,8 +40,8 @@ def _query(
     *,
     sender: str = "",
     subject: str = "",
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
+    since: AwareInstant | None = None,
+    until: AwareInstant | None = None,
     has_attachments: bool | None = None,
     sort: str = "-date",
     offset: int = 0,
@@ -95,7 +94,7 @@ def list_messages(
     until: Until = None,
     has_attachments: bool | None = None,
     sort: Sort = "-date",
-    offset: int = 0,
+    offset: Offset = 0,
     limit: int = 50,
 ) -> InboxPage:
     """An account's fetched messages (quarantined ones are listed under /inbox/quarantine)."""
@@ -149,13 +148,13 @@ def download_attachment(
 def list_quarantine(
     container: ContainerDep,
     actor: ActorDep,
-    account_id: Annotated[int | None, Query(ge=1, le=_INT32_MAX)] = None,
+    account_id: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None,
     sender: Sender = "",
     subject: Subject = "",
     since: Since = None,
     until: Until = None,
     sort: Annotated[str, Query()] = "-fetched",
-    offset: int = 0,
+    offset: Offset = 0,
     limit: int = 50,
 ) -> InboxPage:
     """Messages that could not be parsed or were too large, with the reason; download one with
@@ -190,7 +189,7 @@ def list_notifications(
 
 @router.post("/notifications/{notification_id}/read", status_code=204)
 def mark_notification_read(
-    notification_id: Annotated[int, Path(ge=1, le=_INT32_MAX)],
+    notification_id: Annotated[int, Path(ge=1, le=INT32_MAX)],
     container: ContainerDep,
     actor: ActorDep,
 ) -> Response:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from pydantic import AwareDatetime
 
-from postroom.api.deps import ActorDep, ContainerDep
+from postroom.api.deps import ActorDep, ContainerDep, Offset
 from postroom.api.schemas.accounts import INT32_MAX
+from postroom.api.schemas.common import AwareInstant
 from postroom.api.schemas.logs import LogEntryDetail, LogEntryPublic, LogPage
 from postroom.storage.audit import LogFilter
 
@@ -23,10 +23,10 @@ def list_logs(
     level: Annotated[str | None, Query(description="debug, info, warning or error")] = None,
     account_id: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None,
     user: Annotated[str | None, Query(max_length=320)] = None,
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
+    since: AwareInstant | None = None,
+    until: AwareInstant | None = None,
     q: Annotated[str, Query(max_length=200, description="message contains")] = "",
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> LogPage:
     """Newest first; non-admins see only entries of accounts they can read."""

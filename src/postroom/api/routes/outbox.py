@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 
-from postroom.api.deps import ActorDep, ContainerDep
-from postroom.api.schemas.common import PagePublic
+from postroom.api.deps import INT32_MAX, ActorDep, ContainerDep, Offset
+from postroom.api.schemas.common import Instant, PagePublic
 from postroom.api.schemas.outbox import (
     BulkCreate,
     DeliveryPublic,
@@ -22,6 +21,10 @@ from postroom.errors import InvalidInput
 
 router = APIRouter(prefix="/api/v1", tags=["outbox"])
 
+MessageId = Annotated[int, Path(ge=1, le=INT32_MAX)]
+AccountId = Annotated[int, Path(ge=1, le=INT32_MAX)]
+IdempotencyKey = Annotated[str | None, Header(max_length=200)]
+
 
 @router.post("/messages", response_model=SubmitPublic)
 def submit(
@@ -29,7 +32,7 @@ def submit(
     response: Response,
     container: ContainerDep,
     actor: ActorDep,
-    idempotency_key: Annotated[str | None, Header()] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> SubmitPublic:
     """202 when queued; 200 with the result when sent in the request (immediate mode) or when an
     idempotency key returned the earlier message (`created: false`)."""
@@ -54,11 +57,11 @@ def list_messages(
     container: ContainerDep,
     actor: ActorDep,
     status: Annotated[list[MessageStatus] | None, Query()] = None,
-    account_id: int | None = None,
-    search: str = "",
-    since: datetime | None = None,
-    until: datetime | None = None,
-    offset: int = 0,
+    account_id: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None,
+    search: Annotated[str, Query(max_length=200)] = "",
+    since: Instant | None = None,
+    until: Instant | None = None,
+    offset: Offset = 0,
     limit: int = 50,
 ) -> PagePublic[MessageSummary]:
     """The queue (status=queued&status=sending&status=deferred), the sent archive (status=sent)
@@ -77,32 +80,32 @@ def list_messages(
 
 
 @router.get("/messages/{message_id}", response_model=MessagePublic)
-def get_message(message_id: int, container: ContainerDep, actor: ActorDep) -> MessagePublic:
+def get_message(message_id: MessageId, container: ContainerDep, actor: ActorDep) -> MessagePublic:
     return MessagePublic.of(container.outbox.get(actor, message_id))
 
 
 @router.get("/messages/{message_id}/raw")
-def get_raw(message_id: int, container: ContainerDep, actor: ActorDep) -> Response:
+def get_raw(message_id: MessageId, container: ContainerDep, actor: ActorDep) -> Response:
     return Response(container.outbox.raw(actor, message_id), media_type="message/rfc822")
 
 
 @router.post("/messages/{message_id}/resend", response_model=MessagePublic)
-def resend(message_id: int, container: ContainerDep, actor: ActorDep) -> MessagePublic:
+def resend(message_id: MessageId, container: ContainerDep, actor: ActorDep) -> MessagePublic:
     return MessagePublic.of(container.outbox.resend(actor, message_id))
 
 
 @router.post("/messages/{message_id}/cancel", response_model=MessagePublic)
-def cancel(message_id: int, container: ContainerDep, actor: ActorDep) -> MessagePublic:
+def cancel(message_id: MessageId, container: ContainerDep, actor: ActorDep) -> MessagePublic:
     return MessagePublic.of(container.outbox.cancel(actor, message_id))
 
 
 @router.post("/accounts/{account_id}/pause")
-def pause(account_id: int, container: ContainerDep, actor: ActorDep) -> dict[str, object]:
+def pause(account_id: AccountId, container: ContainerDep, actor: ActorDep) -> dict[str, object]:
     container.outbox.set_paused(actor, account_id, True)
     return {"account_id": account_id, "paused": True}
 
 
 @router.post("/accounts/{account_id}/resume")
-def resume(account_id: int, container: ContainerDep, actor: ActorDep) -> dict[str, object]:
+def resume(account_id: AccountId, container: ContainerDep, actor: ActorDep) -> dict[str, object]:
     container.outbox.set_paused(actor, account_id, False)
     return {"account_id": account_id, "paused": False}

@@ -12,9 +12,16 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, Field, SecretStr
+from pydantic import Field, SecretStr
 
-from postroom.api.schemas.common import HeaderStr, PagePublic, Public, Strict, reveal
+from postroom.api.schemas.common import (
+    AwareInstant,
+    HeaderStr,
+    PagePublic,
+    Public,
+    Strict,
+    reveal,
+)
 from postroom.domain.accounts import (
     Account,
     AccountDraft,
@@ -83,7 +90,7 @@ class IncomingIn(Strict):
     keep_on_server: bool = True
     after_import: AfterImport = AfterImport.KEEP
     move_to_folder: Host = ""
-    fetch_since: AwareDatetime | None = None
+    fetch_since: AwareInstant | None = None
     fetch_interval_s: Count = 300
     enabled: bool = True
 

@@ -4,9 +4,17 @@ page envelope and secret unwrapping."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Self, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    SecretStr,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from postroom.services.pages import Page
@@ -14,10 +22,39 @@ from postroom.services.pages import Page
 T = TypeVar("T")
 
 
+def _bad_text(value: Any) -> str | None:
+    """Why `value` (or a string inside it) cannot be stored or sent, or None when it can."""
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "must not contain NUL (U+0000)"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "must be valid Unicode (a lone surrogate escape such as \\ud800 is not)"
+        return None
+    if isinstance(value, Mapping):
+        value = [*value.keys(), *value.values()]
+    if isinstance(value, list | tuple):
+        return next((why for why in map(_bad_text, value) if why), None)
+    return None
+
+
 class Strict(BaseModel):
-    """Unknown fields are refused (422 naming them) rather than silently dropped."""
+    """Unknown fields are refused (422 naming them) rather than silently dropped, and so is text
+    no database or mail server takes: NUL (PostgreSQL refuses it in text; RFC 5322 §2.3 forbids
+    it in messages) and lone surrogates (JSON escapes that are not UTF-8, RFC 8259 §8.2)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable_text(cls, value: Any) -> Any:
+        why = _bad_text(value)
+        if why:
+            raise PydanticCustomError("bad_text", why)
+        return value
 
 
 class Public(BaseModel):
@@ -36,6 +73,26 @@ def _no_line_breaks(value: str) -> str:
 
 HeaderStr = Annotated[str, AfterValidator(_no_line_breaks)]
 """A string that may reach a mail header or a protocol command: CR, LF and NUL refused."""
+
+
+def _utc_representable(value: datetime) -> datetime:
+    # 9999-12-31T23:59-14:00 is a valid ISO date whose UTC instant is past datetime.max: refuse
+    # it here rather than overflow where it is stored or compared.
+    if value.tzinfo is None:
+        return value  # naive: the domain says "must include a time zone" where it matters
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise PydanticCustomError(
+            "datetime_range", "is out of range once converted to UTC"
+        ) from None
+    return value
+
+
+Instant = Annotated[datetime, AfterValidator(_utc_representable)]
+"""A datetime whose UTC instant exists (years 1 to 9999)."""
+AwareInstant = Annotated[AwareDatetime, AfterValidator(_utc_representable)]
+"""An Instant that must carry a time zone."""
 
 
 class PagePublic(BaseModel, Generic[T]):

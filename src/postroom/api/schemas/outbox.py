@@ -4,12 +4,12 @@ the domain (`validate_draft`), so the API, the CLI and library callers refuse th
 from __future__ import annotations
 
 import base64
-import binascii
 from datetime import datetime
 
 from pydantic import Field
 
-from postroom.api.schemas.common import Public, Strict
+from postroom.api.schemas.accounts import Id
+from postroom.api.schemas.common import Instant, Public, Strict
 from postroom.domain.accounts import SendMode
 from postroom.domain.outbox import (
     DEFAULT_PRIORITY,
@@ -40,9 +40,9 @@ class MessageCreate(Strict):
     reply_to: str = ""
     attachments: list[AttachmentCreate] = Field(default_factory=list)
     headers: dict[str, str] = Field(default_factory=dict)
-    account_id: int | None = None
+    account_id: Id | None = None
     priority: int = DEFAULT_PRIORITY
-    send_after: datetime | None = None
+    send_after: Instant | None = None
     idempotency_key: str | None = None
     mode: SendMode | None = None
 
@@ -51,7 +51,7 @@ class MessageCreate(Strict):
         for index, item in enumerate(self.attachments):
             try:
                 data = base64.b64decode(item.content_base64, validate=True)
-            except binascii.Error as exc:
+            except ValueError as exc:  # binascii.Error, or non-ASCII text
                 field = f"{prefix}attachments[{index}].content_base64"
                 raise InvalidInput(fields={field: "not valid base64"}) from exc
             attachments.append(Attachment(item.filename, item.content_type, data))
@@ -146,8 +146,8 @@ class SubmitPublic(Strict):
 
 
 class RouteExplain(Strict):
-    account_id: int | None = None
-    sender_user_id: int | None = None
+    account_id: Id | None = None
+    sender_user_id: Id | None = None
 
 
 class RouteStepPublic(Public):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Request
@@ -9,11 +12,13 @@ from starlette.responses import Response
 
 from postroom.domain.accounts import Account, AccountQuery, AccountStatus
 from postroom.errors import Conflict, InvalidInput
+from postroom.storage.audit import TimelineEvent
 from postroom.web.core import ViewerDep, WebRoute, back, redirect, render
 
 router = APIRouter(route_class=WebRoute)
 
 PAGE_SIZE = 25
+TIMELINE_SIZE = 100
 STAGES = (AccountStatus.ACTIVE, AccountStatus.INACTIVE, AccountStatus.DELETED)
 TRANSITIONS = ("activate", "deactivate", "restore")
 
@@ -25,6 +30,63 @@ def health_badge(health: dict[str, Any]) -> tuple[str, str]:
     if health.get("last_ok_at"):
         return "ok", "ok"
     return "none", "never tested"
+
+
+@dataclass(frozen=True, slots=True)
+class FetchState:
+    """The incoming health of an account as the page shows it: a badge and, when fetching is
+    off or failing, the reason in words."""
+
+    kind: str  # css class: ok | bad | off | none
+    text: str
+    reason: str = ""
+
+
+def fetch_state(status: Mapping[str, Any]) -> FetchState:
+    """FetchingService.status() → badge. Only the fetcher switches incoming off on its own
+    (after repeated auth failures or a long failure streak), so a disabled part with a failure
+    record was switched off automatically."""
+    auth, failures = (
+        status.get("consecutive_auth_failures") or 0,
+        status.get("consecutive_failures") or 0,
+    )
+    since, error = status.get("fetch_failing_since"), status.get("last_fetch_error") or ""
+    if not status.get("enabled", True):
+        if auth:
+            why = f"{auth} consecutive authentication failure{'s' if auth != 1 else ''}"
+        elif since:
+            why = f"failing since {since:%Y-%m-%d %H:%M}"
+        else:
+            return FetchState("off", "fetching switched off")
+        return FetchState(
+            "off", "switched off automatically", why + (f": {error}" if error else "")
+        )
+    if since:
+        plural = "s" if failures != 1 else ""
+        return FetchState(
+            "bad",
+            f"failing since {since:%Y-%m-%d %H:%M}",
+            f"{failures} failed run{plural}: {error}",
+        )
+    if status.get("last_fetch_ok_at"):
+        return FetchState("ok", "ok")
+    return FetchState("none", "never fetched")
+
+
+def timeline_page(
+    events: Sequence[TimelineEvent], size: int
+) -> tuple[list[TimelineEvent], datetime | None]:
+    """The first `size` of `events` (fetched with limit size + 1) and the `before` cursor of the
+    next page, or None on the last page. `before` is strict, so events sharing the boundary
+    time move to the next page together instead of being skipped between pages."""
+    if len(events) <= size:
+        return list(events), None
+    shown, boundary = list(events[:size]), events[size - 1].at
+    if events[size].at == boundary:
+        kept = [e for e in shown if e.at != boundary]
+        if kept:  # else one instant holds a whole page: show it, the rest of it is skipped
+            return kept, boundary + timedelta(microseconds=1)
+    return shown, boundary
 
 
 def audit_changes(changes: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -71,18 +133,37 @@ def account_list(
     )
 
 
+def _cursor(before: str) -> datetime | None:
+    if not before:
+        return None
+    try:
+        cursor = datetime.fromisoformat(before)
+    except ValueError:
+        raise InvalidInput(fields={"before": "must be an ISO date and time"}) from None
+    return cursor if cursor.tzinfo else cursor.replace(tzinfo=UTC)
+
+
 @router.get("/accounts/{account_id:int}")
-def account_page(request: Request, viewer: ViewerDep, account_id: int) -> Response:
+def account_page(
+    request: Request, viewer: ViewerDep, account_id: int, before: str = ""
+) -> Response:
     c, actor = viewer.container, viewer.actor
     account = c.accounts.get(actor, account_id)
     health = c.accounts.health(account_id)
-    timeline = c.audit.timeline(actor, account_id, limit=100)
+    events = c.audit.timeline(actor, account_id, limit=TIMELINE_SIZE + 1, before=_cursor(before))
+    timeline, older = timeline_page(events, TIMELINE_SIZE)
+    fetch = c.fetching.status(account_id) if account.incoming else None
     return render(
         request,
         "accounts/detail.html",
         account=account,
         health=health,
         badge=health_badge(health),
+        fetch=fetch,
+        fetch_badge=fetch_state(fetch) if fetch is not None else None,
+        last_sent=c.outbox.last_sent(actor, account_id) if account.outgoing else None,
+        older=older.isoformat() if older else "",
+        paged=bool(before),
         can_manage=actor.can_manage(account.team_id),
         comments=c.audit.comments(actor, account_id),
         audit=[
@@ -153,6 +234,17 @@ def pause_or_resume(
     account = viewer.container.outbox.set_paused(viewer.actor, account_id, action == "pause")
     viewer.session.notify(f"Sending for {account.name} {action}d.")
     return redirect(back(request, f"/accounts/{account_id}"))
+
+
+@router.post("/accounts/{account_id:int}/fetching/enable")
+def enable_fetching(viewer: ViewerDep, account_id: int) -> Response:
+    """Switch fetching back on after the fetcher switched it off (fix the cause first: the
+    failure counters stay, so one more authentication failure switches it off again)."""
+    account = viewer.container.accounts.update(
+        viewer.actor, account_id, {"incoming": {"enabled": True}}
+    )
+    viewer.session.notify(f"Fetching for {account.name} is switched on again.")
+    return redirect(f"/accounts/{account_id}")
 
 
 @router.post("/accounts/{account_id:int}/test-email")
