@@ -26,6 +26,7 @@ from postroom.cli.common import (
     get_container,
     plain,
     read_secrets,
+    read_stdin_text,
     translated_errors,
 )
 from postroom.cli.teams import resolve_team
@@ -472,7 +473,12 @@ def export(
             sys.stdout.write(text)
             return
         # Owner-only from the first byte: the file may hold encrypted passwords.
-        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        except OSError as exc:
+            raise InvalidInput(
+                fields={"--output": f"cannot be written: {exc.strerror}: {output}"}
+            ) from exc
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         err_console.print(f"wrote {output}", highlight=False)
@@ -490,9 +496,11 @@ def import_cmd(
     error names the record and field, and then nothing is written."""
     with translated_errors():
         try:
-            text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InvalidInput(fields={"FILE": f"cannot be read: {exc}"}) from exc
+            text = read_stdin_text("FILE") if file == "-" else Path(file).read_text("utf-8")
+        except OSError as exc:
+            raise InvalidInput(fields={"FILE": f"cannot be read: {exc.strerror}: {file}"}) from exc
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(fields={"FILE": f"is not UTF-8 text: {file}"}) from exc
         result = get_container().portability.import_yaml(cli_actor(), text, dry_run=dry_run)
         if as_json:
             emit(result, True)

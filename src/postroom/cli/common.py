@@ -20,6 +20,7 @@ from rich.table import Table
 
 from postroom import errors
 from postroom.domain.people import Actor, Role
+from postroom.errors import InvalidInput
 from postroom.wiring import Container, build
 
 console = Console()
@@ -33,6 +34,7 @@ EXIT_NOT_FOUND = 3
 EXIT_CONFLICT = 4
 EXIT_DENIED = 5
 EXIT_SERVER = 6  # a mail server or the database misbehaved
+EXIT_INTERNAL = 70  # a bug in Postroom (sysexits EX_SOFTWARE); the message says what
 
 
 @cache
@@ -61,11 +63,39 @@ def read_secrets(*prompts: str) -> list[str]:
         if sys.stdin.isatty():
             value = getpass.getpass(f"{prompt}: ")
         else:
-            value = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+            try:
+                value = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+            except UnicodeDecodeError:
+                fail(f"{prompt}: stdin is not UTF-8 text", EXIT_USAGE)
+        if not _is_utf8(value):
+            fail(f"{prompt}: stdin is not UTF-8 text", EXIT_USAGE)
         if not value:
             fail(f"{prompt}: nothing was given on stdin", EXIT_USAGE)
         values.append(value)
     return values
+
+
+def _is_utf8(text: str) -> bool:
+    # Python decodes a non-UTF-8 stdin with surrogateescape under the C locale: such text is
+    # refused here, or it breaks much later (encrypting a password, encoding a mail body).
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def read_stdin_text(where: str) -> str:
+    """All of stdin as UTF-8 text; InvalidInput naming `where` when it is not (binary input)."""
+    try:
+        text = sys.stdin.buffer.read().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(
+            fields={
+                where: f"stdin is not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x})"
+            }
+        ) from exc
+    return text
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:

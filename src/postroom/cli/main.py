@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -43,11 +44,19 @@ def version() -> None:
 
 
 def main() -> None:
-    """Entry point: a postroom error anywhere becomes a message and an exit code, not a trace."""
-    from postroom.cli.common import report_error
+    """Entry point: a postroom error anywhere becomes a message and an exit code, not a trace;
+    so does any other error (a bug: exit 70), unless POSTROOM_TRACEBACK=1 asks for the trace."""
+    from postroom.cli.common import EXIT_INTERNAL, fail, report_error
     from postroom.errors import PostroomError
 
     try:
         app()
     except PostroomError as exc:
         sys.exit(report_error(exc))
+    except Exception as exc:
+        if os.environ.get("POSTROOM_TRACEBACK") == "1":
+            raise
+        try:
+            fail(f"internal error ({type(exc).__name__}): {exc}", EXIT_INTERNAL)
+        except typer.Exit as done:
+            sys.exit(done.exit_code)

@@ -3,15 +3,22 @@ explain` and `postroom worker`."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from postroom.cli.common import cli_actor, console, emit, get_container, translated_errors
+from postroom.cli.common import (
+    cli_actor,
+    console,
+    emit,
+    get_container,
+    read_stdin_text,
+    translated_errors,
+)
 from postroom.domain.accounts import SendMode
 from postroom.domain.outbox import Attachment, Draft, MessageStatus, OutboxMessage, OutboxQuery
+from postroom.errors import InvalidInput
 
 app = typer.Typer(
     help="Outgoing mail: the queue, the sent archive and the failed journal.", no_args_is_help=True
@@ -111,6 +118,13 @@ def resume(account: str) -> None:
         console.print(f"resumed {account}")
 
 
+def _attachment(path: Path) -> Attachment:
+    try:
+        return Attachment(path.name, "application/octet-stream", path.read_bytes())
+    except OSError as exc:
+        raise InvalidInput(fields={"--attach": f"cannot be read: {exc.strerror}: {path}"}) from exc
+
+
 def send(
     to: Annotated[list[str], typer.Option("--to", help="Recipient (repeatable).")],
     subject: Annotated[str, typer.Option(help="Subject line.")] = "",
@@ -134,10 +148,8 @@ def send(
     """Send a message; exit status 1 when an immediate send failed."""
     with translated_errors():
         container, actor = get_container(), cli_actor()
-        body = sys.stdin.read() if text == "-" else (text or "")
-        files = tuple(
-            Attachment(p.name, "application/octet-stream", p.read_bytes()) for p in attach or ()
-        )
+        body = read_stdin_text("--text") if text == "-" else (text or "")
+        files = tuple(_attachment(p) for p in attach or ())
         mode = None if immediate is None else (SendMode.IMMEDIATE if immediate else SendMode.QUEUED)
         account_id = container.accounts.find(actor, account).id if account else None
         done = container.outbox.submit(

@@ -9,7 +9,7 @@ from postroom.cli.common import console, get_container
 
 def serve(
     host: str = typer.Option(None, help="Interface to bind (default: POSTROOM_HOST, 127.0.0.1)."),
-    port: int = typer.Option(None, help="Port (default: POSTROOM_PORT, 8025)."),
+    port: int = typer.Option(None, min=1, max=65535, help="Port (default: POSTROOM_PORT, 8025)."),
     demo: bool = typer.Option(
         False, "--demo", help="Start a capture SMTP server and a Demo account."
     ),

@@ -7,7 +7,7 @@ part are secrets. Storage and services build on these; nothing here touches I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 
@@ -267,6 +267,9 @@ def validate_draft(draft: AccountDraft) -> dict[str, str]:
     for name in HEADER_FIELDS:
         if _has_line_break(getattr(draft, name)):
             errors[name] = "must not contain line breaks or NUL"
+    for name in ("description", "signature_text", "signature_html", "letterhead_html"):
+        if "\x00" in getattr(draft, name):  # PostgreSQL refuses NUL in text; SQLite keeps it
+            errors[name] = "must not contain NUL"
     if draft.color and not (
         len(draft.color) in (4, 7)
         and draft.color.startswith("#")
@@ -350,6 +353,11 @@ def _validate_incoming(inc: IncomingDraft) -> dict[str, str]:
         errors["incoming.after_import"] = "POP3 can only keep or delete messages"
     if not 30 <= inc.fetch_interval_s <= 86_400:
         errors["incoming.fetch_interval_s"] = "must be between 30 and 86400 seconds"
+    if inc.fetch_since is not None and inc.fetch_since.tzinfo is not None:
+        try:
+            inc.fetch_since.astimezone(UTC)
+        except OverflowError:  # 9999-12-31T23:59-14:00: no such instant in UTC
+            errors["incoming.fetch_since"] = "is out of range once converted to UTC"
     return errors
 
 

@@ -75,7 +75,15 @@ class DeliveryService:
         self._log = log
         self._policy = policy
         self._network = network_policy
-        self._results = ResultWriter(engine, repo, policy)
+        # One writer at a time per process: claims and result commits queue on this lock
+        # instead of sleeping in SQLite's busy handler (see results.Recorder).
+        self._write_lock = threading.Lock()
+        self._results = ResultWriter(engine, repo, policy, self._write_lock)
+
+    def claim(self, owner: str, limit: int, lease_s: float) -> list[ClaimedMessage]:
+        """Lease up to `limit` due messages to `owner` (see OutboxRepository.claim)."""
+        with self._write_lock, self._engine.begin() as conn:
+            return self._repo.claim(conn, owner, limit, lease_s, utcnow())
 
     def plan(self, batch: Sequence[ClaimedMessage], owner: str, parallel: int = 1) -> list[Chunk]:
         """Split a claimed batch into connection-sized chunks, spread over up to `parallel`

@@ -84,6 +84,15 @@ class _Record:
     failover_name: str | None
 
 
+def _one_line(exc: yaml.YAMLError) -> str:
+    """PyYAML's multi-line report (problem, context, a caret drawing) as one line for the CLI."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if mark is None:
+        return str(problem)
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+
+
 class PortabilityService:
     def __init__(
         self,
@@ -198,7 +207,7 @@ class PortabilityService:
         try:
             document = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise InvalidInput(fields={"file": f"is not valid YAML: {exc}"}) from exc
+            raise InvalidInput(fields={"file": f"is not valid YAML: {_one_line(exc)}"}) from exc
         raw_records = _check_document(document)
         with self._engine.connect() as conn, conn.begin() as tx:
             records = self._validate(conn, actor, raw_records)

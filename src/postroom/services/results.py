@@ -57,8 +57,9 @@ class Recorder:
 
     Measured against a writer thread per connection (the previous design), writing in line is
     faster: no queue hand-off, no thread contending for the GIL, and bigger groups. `lock` is
-    shared by every run of a process so their commits queue on it instead of sleeping in
-    SQLite's busy handler (on PostgreSQL it merely serialises one process's commits).
+    shared by every run of a process, and by the claim, so their commits queue on it instead
+    of sleeping in SQLite's busy handler (on PostgreSQL it merely serialises one process's
+    commits).
     """
 
     def __init__(
@@ -125,14 +126,15 @@ class ResultWriter:
         engine: sa.Engine,
         repo: OutboxRepository,
         policy: RetryPolicy,
+        lock: threading.Lock,
     ) -> None:
         self._engine = engine
         self._repo = repo
         self._policy = policy
-        self._lock = threading.Lock()
+        self._lock = lock
 
     def recorder(self) -> Recorder:
-        """A recorder for one run; all of this writer's recorders share one commit lock."""
+        """A recorder for one run; every commit takes `lock` (shared with the claim)."""
         return Recorder(self._engine, self._repo, self._lock)
 
     def defer(

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import timedelta
 from types import FrameType
 from typing import Any
@@ -44,6 +46,9 @@ class Worker:
         self._batch = settings.worker_batch_size
         self._lease_s = float(settings.worker_lease_s)
         self._poll_s = settings.worker_poll_s
+        # Leases are extended at least three times per lease; liveness shows every few seconds.
+        self._beat_s = min(self._lease_s / 3, 5.0)
+        self._beat_at = self._fetched_at = -math.inf
         # A stop waits for the message being sent; its read timeout bounds that.
         self.join_timeout_s = self._lease_s
 
@@ -61,64 +66,74 @@ class Worker:
         self.stopping.set()
 
     def run(self, max_idle_ticks: int | None = None) -> None:
-        """Loop until stopped (or, for tests and benches, after `max_idle_ticks` empty ticks)."""
+        """Loop until stopped (or, for tests and benches, after `max_idle_ticks` empty ticks).
+
+        Up to `concurrency` chunks are in flight; whenever one finishes, a new batch is claimed
+        for the free connection at once, so the others never wait for the slowest chunk.
+        """
         idle = 0
         # What exists now (settings, metadata, compiled statements) lives as long as the worker:
         # freezing it keeps each garbage collection from scanning it again (measured: a
         # collection pass per few hundred messages otherwise re-walks ~100,000 objects).
         gc.freeze()
         self._heartbeat()
+        running: set[Future[list[Any]]] = set()
         with ThreadPoolExecutor(
             self.concurrency, thread_name_prefix=f"deliver-{self.name}"
         ) as pool:
             try:
                 while not self.stopping.is_set():
-                    worked = self.tick(pool)
-                    idle = 0 if worked else idle + 1
+                    self._chores()
+                    free = self.concurrency - len(running)
+                    if free > 0:
+                        running |= self._dispatch(pool, free)
+                    if running:
+                        idle = 0
+                        done, running = wait(
+                            running, timeout=self._beat_s, return_when=FIRST_COMPLETED
+                        )
+                        self._collect(done)
+                        continue
+                    idle += 1
                     if max_idle_ticks is not None and idle >= max_idle_ticks:
                         break
-                    if not worked:
-                        self.stopping.wait(self._poll_s)
+                    self.stopping.wait(self._poll_s)
             finally:
+                self._collect(wait(running).done)  # chunks release what they did not start
                 self._stopped()
 
-    def tick(self, pool: ThreadPoolExecutor) -> bool:
-        """One round: heartbeat, due fetches, claim a batch, deliver it. True if it sent."""
-        self._heartbeat()
+    def _chores(self) -> None:
+        """Heartbeat (which keeps the leases of long chunks alive) and due fetches, each at
+        most once per interval however often chunks finish."""
+        now = time.monotonic()
+        if now - self._beat_at >= self._beat_s:
+            self._heartbeat()
         fetching = getattr(self.container, "fetching", None)
-        if fetching is not None:
+        if fetching is not None and now - self._fetched_at >= self._poll_s:
+            self._fetched_at = now
             try:
                 fetching.run_due(self.name)
             except Exception:  # a fetch problem must never stop delivery
                 log.exception("worker %s: fetching failed", self.name)
-        repo, engine, delivery = (
-            self.container.outbox_repo,
-            self.container.engine,
-            self.container.delivery,
-        )
-        with engine.begin() as conn:
-            batch = repo.claim(
-                conn, self.name, self._batch * self.concurrency, self._lease_s, utcnow()
-            )
-        if not batch:
-            return False
-        futures: list[Future[Any]] = [
+
+    def _dispatch(self, pool: ThreadPoolExecutor, free: int) -> set[Future[list[Any]]]:
+        """Claim a batch for `free` connections and start its chunks."""
+        delivery = self.container.delivery
+        batch = delivery.claim(self.name, self._batch * free, self._lease_s)
+        return {
             pool.submit(delivery.deliver_chunk, chunk, self.name, self.stopping)
-            for chunk in delivery.plan(batch, self.name, self.concurrency)
-        ]
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=max(self._lease_s / 3, 1.0))
-            for future in done:
-                if future.exception() is not None:
-                    log.error("worker %s: chunk failed", self.name, exc_info=future.exception())
-                else:
-                    self.delivered += len(future.result())
-            if pending:  # a long chunk (rate limit, slow server): keep its leases alive
-                self._heartbeat()
-        return True
+            for chunk in delivery.plan(batch, self.name, free)
+        }
+
+    def _collect(self, done: set[Future[list[Any]]]) -> None:
+        for future in done:
+            if future.exception() is not None:
+                log.error("worker %s: chunk failed", self.name, exc_info=future.exception())
+            else:
+                self.delivered += len(future.result())
 
     def _heartbeat(self) -> None:
+        self._beat_at = time.monotonic()
         now = utcnow()
         with self.container.engine.begin() as conn:
             repo = self.container.outbox_repo
@@ -126,9 +141,12 @@ class Worker:
             repo.extend_leases(conn, self.name, now + timedelta(seconds=self._lease_s))
 
     def _stopped(self) -> None:
+        """Release every lease left and record the final count and the stop."""
+        now, repo = utcnow(), self.container.outbox_repo
         with self.container.engine.begin() as conn:
-            self.container.outbox_repo.release_all(conn, self.name, utcnow())
-            self.container.outbox_repo.worker_stopped(conn, self.name, utcnow())
+            repo.release_all(conn, self.name, now)
+            repo.heartbeat(conn, self.name, socket.gethostname(), os.getpid(), now, self.delivered)
+            repo.worker_stopped(conn, self.name, now)
 
 
 def start_in_thread(

@@ -172,7 +172,8 @@ def test_comments_appear_in_the_activity_widget_and_the_timeline(web: Web) -> No
     )
     page = client.get(f"/accounts/{account_id}").text
     assert "Ask IT &lt;b&gt;" in page  # escaped, never markup
-    assert page.count("Ask IT") == 1  # the timeline shows the event, the widget the text
+    assert page.count("Ask IT &lt;b&gt;") == 2  # in the Activity widget and the timeline
+    assert "Ask IT <b>" not in page
 
 
 def test_verify_on_save_refuses_an_unreachable_server_and_stores_nothing(web: Web) -> None:
