@@ -412,12 +412,30 @@ class SmtpSession:
                 )
             options.append("SMTPUTF8")
             smtp.command_encoding = "utf-8"
+        # RFC 2920: with PIPELINING, MAIL, every RCPT and DATA leave in one write and their
+        # replies are read in order: two round trips per message instead of 3 + recipients.
+        # Without it each command waits for its reply. The lines are what smtplib's mail(),
+        # rcpt() and docmd() send, minus quoteaddr (see _path).
+        pipelined = smtp.has_extn("pipelining")
+        lines = [
+            "mail FROM:" + " ".join([_path(envelope_from), *options]),
+            *("rcpt TO:" + _path(a) for a in recipients),
+            "data",
+        ]
+        pending = iter(lines)
         step = "mail_from"
+
+        def reply() -> Reply:
+            line = next(pending)
+            if not pipelined:
+                smtp.send(line + "\r\n")
+            return self._reply(smtp.getreply())
+
         try:
-            # putcmd + getreply is what smtplib's mail()/rcpt() do, minus quoteaddr (see _path).
-            smtp.putcmd("mail", "FROM:" + " ".join([_path(envelope_from), *options]))
-            mail = self._reply(smtp.getreply())
-            if mail.code != 250:
+            if pipelined:
+                smtp.send("".join(line + "\r\n" for line in lines))
+            mail = reply()
+            if mail.code != 250 and not pipelined:
                 return self._abandon(
                     [
                         RecipientResult.from_reply(r, mail.code, mail.text, "mail")
@@ -427,14 +445,19 @@ class SmtpSession:
             step = "rcpt_to"
             results = []
             for address in recipients:
-                smtp.putcmd("rcpt", "TO:" + _path(address))
-                reply = self._reply(smtp.getreply())
-                results.append(RecipientResult.from_reply(address, reply.code, reply.text, "rcpt"))
+                answer = reply()  # after a refused MAIL (pipelined) only MAIL's reply counts
+                stage, answer = ("rcpt", answer) if mail.code == 250 else ("mail", mail)
+                results.append(RecipientResult.from_reply(address, answer.code, answer.text, stage))
             accepted = {r.address for r in results if r.code in (250, 251)}
-            if not accepted:
+            if not accepted and not pipelined:
                 return self._abandon(results)
             step = "data"
-            start = self._reply(smtp.docmd("DATA"))
+            start = reply()
+            if not accepted:
+                if start.code == 354:  # closing before the final "." sends nothing (§3.8)
+                    self._drop()
+                    return SendOutcome(tuple(results))
+                return self._abandon(results)
             if start.code != 354:
                 return self._abandon([_final(r, start, accepted) for r in results], data=start)
             smtp.send(payload)

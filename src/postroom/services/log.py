@@ -99,7 +99,12 @@ class SystemLogService:
         return [n for n in items if visible is None or n.account_id in visible]
 
     def mark_read(self, actor: Actor, notification_id: int) -> None:
+        """Mark one notification read; only for callers who can see it (else NotFound)."""
         with self._engine.begin() as conn:
+            visible = self._visible_accounts(conn, actor)
+            found = self._repo.get_notification(conn, notification_id)
+            if found is None or (visible is not None and found.account_id not in visible):
+                raise NotFound(f"notification {notification_id} does not exist")
             self._repo.mark_notification_read(conn, notification_id, utcnow())
 
     @staticmethod

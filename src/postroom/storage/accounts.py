@@ -468,9 +468,8 @@ class AccountRepository:
         part: OutgoingDraft | IncomingDraft | None,
         protocol: str | None,
     ) -> None:
-        existing = conn.execute(
-            sa.select(table.c.password_enc).where(table.c.account_id == account_id)
-        ).first()
+        cols = [table.c.password_enc] + ([table.c.enabled] if table is account_incoming else [])
+        existing = conn.execute(sa.select(*cols).where(table.c.account_id == account_id)).first()
         if part is None:
             conn.execute(table.delete().where(table.c.account_id == account_id))
             return
@@ -483,6 +482,20 @@ class AccountRepository:
             values["password_enc"] = self._secrets.encrypt(part.password)
         elif existing is None:
             values["password_enc"] = None
+        if (
+            isinstance(part, IncomingDraft)
+            and existing is not None
+            and part.enabled
+            and not existing.enabled
+        ):
+            # Switched back on by a person: start health afresh, or the next single failure
+            # would count on top of the ones that switched it off and disable it again at once.
+            values.update(
+                consecutive_failures=0,
+                consecutive_auth_failures=0,
+                fetch_failing_since=None,
+                next_fetch_at=None,
+            )
         if existing is None:
             conn.execute(table.insert().values(account_id=account_id, **values))
         else:

@@ -222,6 +222,12 @@ class AuditRepository:
             q = q.where(notifications.c.read_at.is_(None))
         return [Notification(**r._mapping) for r in conn.execute(q)]
 
+    def get_notification(self, conn: sa.Connection, notification_id: int) -> Notification | None:
+        row = conn.execute(
+            sa.select(notifications).where(notifications.c.id == notification_id)
+        ).first()
+        return None if row is None else Notification(**row._mapping)
+
     def mark_notification_read(
         self, conn: sa.Connection, notification_id: int, now: datetime
     ) -> None:

@@ -41,6 +41,9 @@ class Script:
 
 
 class ScriptedSmtp:
+    # Offer PIPELINING (RFC 2920) in EHLO; the peer reads commands line by line either way.
+    pipelining = False
+
     def __init__(self, script: Script | None = None) -> None:
         self.script = script or Script()
         self.received: list[Received] = []
@@ -102,8 +105,11 @@ class ScriptedSmtp:
             command = line.decode(errors="replace").strip()
             verb = command.split(" ", 1)[0].upper()
             if verb in ("EHLO", "HELO"):
+                extra = b"250-PIPELINING\r\n" if self.pipelining else b""
                 conn.sendall(
-                    b"250-scripted.test\r\n250-8BITMIME\r\n250-AUTH PLAIN\r\n250 SIZE 100000000\r\n"
+                    b"250-scripted.test\r\n250-8BITMIME\r\n250-AUTH PLAIN\r\n"
+                    + extra
+                    + b"250 SIZE 100000000\r\n"
                 )
             elif verb == "AUTH":
                 with self._lock:
@@ -127,7 +133,9 @@ class ScriptedSmtp:
                 chunks = []
                 while True:
                     data_line = reader.readline()  # type: ignore[attr-defined]
-                    if not data_line or data_line == b".\r\n":
+                    if not data_line:  # closed before the final ".": nothing is delivered
+                        return
+                    if data_line == b".\r\n":
                         break
                     chunks.append(data_line[1:] if data_line.startswith(b"..") else data_line)
                 reply = replies.get("DOT", "250 2.0.0 queued")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -14,6 +15,14 @@ from postroom.storage.types import utcnow
 from postroom.wiring import Container
 from tests.integration.outbox.conftest import SYSTEM, draft, drain, make_account
 from tests.integration.outbox.smtp_peer import DROP, STALL, Script, ScriptedSmtp
+
+
+@pytest.fixture(autouse=True, params=[False, True], ids=["lockstep", "pipelined"])
+def pipelining(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every case twice: each command waiting for its reply, and pipelined (RFC 2920)."""
+    ScriptedSmtp.pipelining = request.param
+    yield
+    ScriptedSmtp.pipelining = False
 
 
 def test_queued_message_is_delivered_once_with_its_message_id(container: Container) -> None:
