@@ -98,21 +98,26 @@ class OutboxService:
                 attempts=1,
                 lease_until=now + timedelta(seconds=self._lease_s),
             )
+        earlier = None
         with self._engine.begin() as conn:
             message_id = self._repo.insert(conn, values, draft.recipients())
             if message_id is None:  # lost a race on the same idempotency key
                 earlier = self._repo.find_by_key(conn, draft.idempotency_key or "")
-                assert earlier is not None
-                return Submitted(self._own(actor, earlier), created=False)
-            self._log.write(
-                "Outgoing",
-                "info",
-                f"message {message_id} {values['message_id']} queued",
-                account_id=account.id,
-                user=actor.email,
-                action="message_queued",
-                conn=conn,
-            )
+            else:
+                self._log.write(
+                    "Outgoing",
+                    "info",
+                    f"message {message_id} {values['message_id']} queued",
+                    account_id=account.id,
+                    user=actor.email,
+                    action="message_queued",
+                    conn=conn,
+                )
+        if message_id is None:
+            # After the transaction: _own opens its own, and on SQLite a second BEGIN IMMEDIATE
+            # in this thread would wait out the busy timeout on our own write lock (a 500).
+            assert earlier is not None
+            return Submitted(self._own(actor, earlier), created=False)
         result = None
         if immediate:
             with self._engine.begin() as conn:

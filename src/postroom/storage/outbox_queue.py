@@ -2,8 +2,9 @@
 
 Delivery is at-least-once. The claim hands each due message to exactly one worker under a lease;
 a lease that runs out (worker killed) makes the message claimable again, and the re-send reuses
-the stored bytes with their Message-ID. A result is written per message right after the server
-answered, never per batch afterwards, so a crash re-sends at most the messages in flight.
+the stored bytes with their Message-ID. Results are written as the server answers (a few per
+transaction, see services/results.Recorder), never per batch afterwards, so a crash re-sends
+at most the messages in flight.
 """
 
 from __future__ import annotations
