@@ -8,7 +8,6 @@ methods — go through the `Wire` for deadlines and the transcript.
 from __future__ import annotations
 
 import imaplib
-import re
 import socket
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -19,12 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
+from imapclient.response_parser import parse_fetch_response
 
 from postroom import errors
 from postroom.domain.accounts import Security
 from postroom.domain.checks import CheckResult, ErrorClass, Failure, Field, ProbeContext, classify
 from postroom.protocols import tls
 from postroom.protocols.endpoints import Endpoint, NetworkPolicy
+from postroom.protocols.imapfetch import parse_bulk_fetch, parse_sizes, size_batches
 from postroom.protocols.probing import Probe, ProbeFailed, StepFailed, as_error
 from postroom.protocols.transcript import Transcript
 from postroom.protocols.wire import (
@@ -39,7 +40,7 @@ from postroom.protocols.wire import (
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
-FETCH_ITEMS = [b"BODY.PEEK[]", b"FLAGS", b"INTERNALDATE", b"RFC822.SIZE"]
+FETCH_ITEMS = "(BODY.PEEK[] FLAGS INTERNALDATE RFC822.SIZE)"
 
 
 class _WireIMAP4(imaplib.IMAP4):
@@ -291,41 +292,6 @@ BATCH_BYTES = 8 * 1024 * 1024
 """Default cap on the message bytes of one UID FETCH of bodies."""
 
 
-_UID_RE = re.compile(rb"\bUID (\d+)")
-_SIZE_RE = re.compile(rb"\bRFC822\.SIZE (\d+)")
-
-
-def parse_sizes(lines: Iterable[object]) -> list[tuple[int, int]]:
-    """(uid, size) pairs, by UID, from the responses to `UID FETCH … (RFC822.SIZE)` as imaplib
-    returns them (`b'12 (UID 40 RFC822.SIZE 3120)'`); unsolicited FETCH responses of other
-    items (a flag change, RFC 9051 §7.5.2) carry no size and are left out."""
-    found: dict[int, int] = {}
-    for line in lines:
-        if not isinstance(line, bytes):
-            continue  # None (no message) or a literal, which a size listing never holds
-        uid, size = _UID_RE.search(line), _SIZE_RE.search(line)
-        if uid and size:
-            found[int(uid.group(1))] = int(size.group(1))
-    return sorted(found.items())
-
-
-def size_batches(
-    sizes: Sequence[tuple[int, int]], max_count: int, max_bytes: int
-) -> Iterator[list[int]]:
-    """UIDs of `sizes` ((uid, size) pairs, in order) in batches of at most `max_count` UIDs
-    and `max_bytes` bytes; a message larger than `max_bytes` makes a batch of its own."""
-    batch: list[int] = []
-    total = 0
-    for uid, size in sizes:
-        if batch and (len(batch) >= max_count or total + size > max_bytes):
-            yield batch
-            batch, total = [], 0
-        batch.append(uid)
-        total += size
-    if batch:
-        yield batch
-
-
 @dataclass(frozen=True, slots=True)
 class FetchedMessage:
     uid: int
@@ -422,6 +388,8 @@ class ImapMailbox:
         that memory stays bounded whatever the mailbox holds; a message larger than
         `batch_bytes` is fetched alone. UIDs at or below `last_uid` are dropped: `UID n:*`
         always matches the highest UID, even when it is lower than n (RFC 9051 §6.4.8).
+        Bodies are read by the narrow `parse_bulk_fetch`, and by IMAPClient's general parser
+        when a response is in any other shape.
         """
         if batch_size < 1 or batch_bytes < 1:
             raise errors.InvalidInput(fields={"batch_size": "must be at least 1"})
@@ -433,7 +401,11 @@ class ImapMailbox:
         sizes = [(uid, size) for uid, size in parse_sizes(lines) if uid > last_uid]
         for batch in size_batches(sizes, batch_size, batch_bytes):
             with self._call("fetch") as client:
-                response = client.fetch(batch, FETCH_ITEMS)
+                uid_set = ",".join(map(str, batch))
+                typ, lines = client.connection.uid("FETCH", uid_set, FETCH_ITEMS)
+                if typ != "OK":
+                    raise imaplib.IMAP4.error(f"FETCH failed: {_text(lines[-1])}")
+                response = parse_bulk_fetch(lines) or parse_fetch_response(lines, False, True)
             for uid in batch:
                 item = response.get(uid)
                 if item is None or b"BODY[]" not in item:

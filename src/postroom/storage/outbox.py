@@ -38,12 +38,13 @@ from postroom.storage.tables.core import (
 )
 from postroom.storage.tables.outbox import (
     outbox_attempts,
+    outbox_bodies,
     outbox_messages,
     outbox_recipients,
 )
 
-M, R, A = outbox_messages, outbox_recipients, outbox_attempts
-_SUMMARY = [c for c in M.c if c.name not in ("raw", "lease_owner", "lease_until")]
+M, R, A, B = outbox_messages, outbox_recipients, outbox_attempts, outbox_bodies
+_SUMMARY = [c for c in M.c if c.name not in ("lease_owner", "lease_until")]
 
 
 def _message(row: sa.Row[Any]) -> OutboxMessage:
@@ -79,11 +80,14 @@ class OutboxRepository(QueueRepository):
         values: dict[str, Any],
         recipients: Sequence[tuple[RecipientKind, str]],
     ) -> int | None:
-        """Insert a message and its recipients; None when the idempotency key is taken.
+        """Insert a message, its body and its recipients; None when the idempotency key is taken.
 
-        The insert runs in a SAVEPOINT so a lost race on the unique key leaves the caller's
-        transaction usable for reading the winner.
+        `values` are the outbox_messages columns plus "raw", the bytes (stored in outbox_bodies,
+        in the caller's transaction). The insert runs in a SAVEPOINT so a lost race on the
+        unique key leaves the caller's transaction usable for reading the winner.
         """
+        values = dict(values)
+        raw = values.pop("raw")
         try:
             with conn.begin_nested():
                 message_id: int = conn.execute(
@@ -93,6 +97,7 @@ class OutboxRepository(QueueRepository):
             if values.get("idempotency_key") and self.find_by_key(conn, values["idempotency_key"]):
                 return None
             raise
+        conn.execute(sa.insert(B).values(message_id=message_id, raw=raw))
         conn.execute(
             sa.insert(R),
             [
@@ -112,14 +117,22 @@ class OutboxRepository(QueueRepository):
         conn: sa.Connection,
         items: Sequence[tuple[dict[str, Any], Sequence[tuple[RecipientKind, str]]]],
     ) -> list[int]:
-        """Bulk insert (no idempotency keys): one INSERT … RETURNING for the messages."""
+        """Bulk insert (no idempotency keys; `values` as for insert): one INSERT … RETURNING
+        for the messages, one executemany each for the bodies and the recipients."""
         if not items:
             return []
         rows = conn.execute(
             sa.insert(M).returning(M.c.id, sort_by_parameter_order=True),
-            [values for values, _ in items],
+            [{k: v for k, v in values.items() if k != "raw"} for values, _ in items],
         ).all()
         ids = [r.id for r in rows]
+        conn.execute(
+            sa.insert(B),
+            [
+                {"message_id": mid, "raw": values["raw"]}
+                for mid, (values, _) in zip(ids, items, strict=True)
+            ],
+        )
         conn.execute(
             sa.insert(R),
             [
@@ -189,7 +202,7 @@ class OutboxRepository(QueueRepository):
         return [found[i] for i in ids]
 
     def raw(self, conn: sa.Connection, message_id: int) -> bytes:
-        raw = conn.execute(sa.select(M.c.raw).where(M.c.id == message_id)).scalar()
+        raw = conn.execute(sa.select(B.c.raw).where(B.c.message_id == message_id)).scalar()
         if raw is None:
             raise NotFound(f"message {message_id} does not exist")
         return bytes(raw)

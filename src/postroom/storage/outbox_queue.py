@@ -31,19 +31,19 @@ from postroom.storage.tables.core import (
 )
 from postroom.storage.tables.outbox import (
     outbox_attempts,
+    outbox_bodies,
     outbox_messages,
     outbox_recipients,
     workers,
 )
 
-M, R, A = outbox_messages, outbox_recipients, outbox_attempts
+M, R, A, B = outbox_messages, outbox_recipients, outbox_attempts, outbox_bodies
 _OPEN = (RecipientStatus.PENDING.value, RecipientStatus.DEFERRED.value)
 _CLAIMED = (
     M.c.id,
     M.c.message_id,
     M.c.account_id,
     M.c.envelope_from,
-    M.c.raw,
     M.c.attempts,
     M.c.expires_at,
     M.c.sender_user_id,
@@ -78,6 +78,9 @@ _FINISH = (
         last_error=sa.bindparam("m_error"),
         sent_at=None,
     )
+)
+_BODIES = sa.select(B.c.message_id, B.c.raw).where(
+    B.c.message_id.in_(sa.bindparam("ids", expanding=True))
 )
 _OPEN_RECIPIENTS = (
     sa.select(R.c.id, R.c.message_id, R.c.address)
@@ -127,7 +130,8 @@ class QueueRepository:
     def claim(
         self, conn: sa.Connection, owner: str, limit: int, lease_s: float, now: datetime
     ) -> list[ClaimedMessage]:
-        """Lease up to `limit` due messages to `owner` in ONE statement; returns them.
+        """Lease up to `limit` due messages to `owner` in ONE statement; returns them (their
+        bodies and open recipients are read afterwards, one SELECT … IN each).
 
         Due: queued/deferred with next_attempt_at <= now, or sending with an expired lease (its
         worker died; the message may have gone out, so this is where at-least-once comes from).
@@ -175,10 +179,14 @@ class QueueRepository:
         return self._claimed(conn, [row])[0]
 
     def _claimed(self, conn: sa.Connection, rows: Sequence[Any]) -> list[ClaimedMessage]:
-        """The claimed rows with the recipients still to be served (pending or deferred)."""
+        """The claimed rows with their bodies and the recipients still to be served (pending or
+        deferred). The bodies are read here, not returned by the claim, so the claim's UPDATE
+        touches only the small queue row."""
         pending: dict[int, list[PendingRecipient]] = {}
+        bodies: dict[int, bytes] = {}
         for start in range(0, len(rows), 500):
             ids = [r.id for r in rows[start : start + 500]]
+            bodies.update((b.message_id, bytes(b.raw)) for b in conn.execute(_BODIES, {"ids": ids}))
             for r in conn.execute(_OPEN_RECIPIENTS, {"ids": ids}):
                 pending.setdefault(r.message_id, []).append(PendingRecipient(r.id, r.address))
         return [
@@ -187,7 +195,7 @@ class QueueRepository:
                 r.message_id,
                 r.account_id,
                 r.envelope_from,
-                bytes(r.raw),
+                bodies[r.id],
                 r.attempts,
                 r.expires_at,
                 r.sender_user_id,

@@ -5,15 +5,18 @@ Each test works as a user of its own, so the session-wide Dovecot's other users 
 
 from __future__ import annotations
 
+import imaplib
 import secrets
 from datetime import date, timedelta
 from email.utils import make_msgid
 
 import pytest
+from imapclient.response_parser import parse_fetch_response
 
 from postroom.domain.checks import ErrorClass, Field, StepOutcome
 from postroom.protocols.endpoints import LOOPBACK_CIDRS, Endpoint, NetworkPolicy, Secret
-from postroom.protocols.imap import ImapMailbox, probe_imap
+from postroom.protocols.imap import FETCH_ITEMS, ImapMailbox, probe_imap
+from postroom.protocols.imapfetch import parse_bulk_fetch
 from postroom.protocols.pop3 import Pop3Mailbox, probe_pop3
 from postroom.testing.dovecot import DovecotServer
 
@@ -148,3 +151,22 @@ def test_pop3_deletion_without_quit_is_not_committed(dovecot: DovecotServer, use
     box.abort()  # the connection ends without QUIT
     with Pop3Mailbox(endpoint(dovecot, "pop3s", user), policy=POLICY) as again:
         assert len(again.uidl()) == 1
+
+
+def test_bulk_fetch_parser_reads_live_dovecot_responses(dovecot: DovecotServer, user: str) -> None:
+    """The narrow parser takes Dovecot's own bytes (flags, keywords, 8-bit, a body with
+    parentheses and braces) and reads them as IMAPClient's general parser does."""
+    raws = [message("plain")[1], b"Subject: caf\xc3\xa9 \xff\r\n\r\n(a) {3}\r\n)\r\n"]
+    uids = [dovecot.append(user, "INBOX", raws[0], flags=["\\Seen", "$Label1"])]
+    uids.append(dovecot.append(user, "INBOX", raws[1]))
+    where = dovecot.endpoint_values()["imap"]
+    with imaplib.IMAP4(where.host, where.port, timeout=10) as imap:
+        imap.login(user, dovecot.password(user))
+        imap.select("INBOX")
+        typ, lines = imap.uid("FETCH", "1:*", FETCH_ITEMS)
+    assert typ == "OK"
+    narrow = parse_bulk_fetch(lines)
+    general = parse_fetch_response(lines, False, True)
+    assert narrow == {uid: {k: v for k, v in general[uid].items() if k != b"SEQ"} for uid in uids}
+    assert [narrow[uid][b"BODY[]"] for uid in uids] == raws
+    assert set(narrow[uids[0]][b"FLAGS"]) >= {b"\\Seen", b"$Label1"}

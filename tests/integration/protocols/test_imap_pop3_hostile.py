@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -131,6 +132,36 @@ def test_imap_fetch_after_drops_the_cursor_uid(
         fetches = [line.upper() for line in peer.lines if b"FETCH" in line.upper()]
         assert fetches
         assert not any(b"BODY" in line for line in fetches)
+
+
+def test_imap_fetch_after_falls_back_to_the_general_parser(
+    make_endpoint: MakeEndpoint, policy: NetworkPolicy
+) -> None:
+    """A server with another item order and an unsolicited flag change mid-response: the
+    narrow parser refuses it and IMAPClient's general parser reads the same bytes."""
+    body = b"Subject: x\r\n\r\n(y) {1}\r\n"
+    fetch = (
+        b"* 1 FETCH (RFC822.SIZE %d UID 5 BODY[] {%d}\r\n%s FLAGS (\\Seen))\r\n"
+        b"* 3 FETCH (FLAGS (\\Flagged))\r\n"
+        b'* 2 FETCH (UID 6 FLAGS () INTERNALDATE "01-Dec-2026 20:33:00 +0000" '
+        b"RFC822.SIZE %d BODY[] {%d}\r\n%s)\r\n{tag} OK done\r\n"
+    ) % (len(body), len(body), body, len(body), len(body), body)
+    sizes = (
+        b"* 1 FETCH (UID 5 RFC822.SIZE 9)\r\n* 2 FETCH (UID 6 RFC822.SIZE 9)\r\n{tag} OK done\r\n"
+    )
+    base = imap_script(b"{tag} OK logged in\r\n")
+    script = replace(
+        base, replies=((b"UID FETCH 5,6 ", fetch), (b"UID FETCH 1:* ", sizes), *base.replies)
+    )
+    with (
+        ScriptedPeer(script) as peer,
+        ImapMailbox(make_endpoint(peer.port, auth=True), policy=policy) as box,
+    ):
+        fetched = list(box.fetch_after("INBOX", 0))
+    assert [(m.uid, m.raw, m.flags) for m in fetched] == [(5, body, ("\\Seen",)), (6, body, ())]
+    assert fetched[0].internaldate is None
+    assert fetched[1].internaldate is not None
+    assert fetched[1].internaldate.tzinfo is not None
 
 
 POP3_BASE = (

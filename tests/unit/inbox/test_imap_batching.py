@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from postroom.protocols.imap import parse_sizes, size_batches
+from postroom.protocols.imapfetch import parse_sizes, size_batches
 
 
 def test_parse_sizes_reads_uid_and_size_in_any_order_and_skips_other_responses() -> None:

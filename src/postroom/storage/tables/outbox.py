@@ -1,6 +1,7 @@
 """Outgoing messages, their recipients and attempts, and worker heartbeats.
 
-Owned by the outbox/delivery work (issue 4); its migration is versions/0002_outbox.py.
+Owned by the outbox/delivery work (issue 4); its migrations are versions/0002_outbox.py and
+0005_outbox_bodies.py.
 """
 
 import sqlalchemy as sa
@@ -25,7 +26,6 @@ outbox_messages = sa.Table(
     sa.Column("created_by", sa.String(320), nullable=False, server_default=""),
     sa.Column("envelope_from", sa.String(320), nullable=False),
     sa.Column("subject", sa.Text, nullable=False, server_default=""),
-    sa.Column("raw", sa.LargeBinary, nullable=False),
     sa.Column("size", sa.Integer, nullable=False),
     sa.Column("mode", sa.String(20), nullable=False),
     sa.Column("status", sa.String(20), nullable=False),
@@ -43,6 +43,21 @@ outbox_messages = sa.Table(
     sa.Index("ix_outbox_messages_claim", "status", "priority", "next_attempt_at"),
     sa.Index("ix_outbox_messages_account_status", "account_id", "status"),
     sa.Index("ix_outbox_messages_sent_at", "account_id", "sent_at"),
+)
+
+# The raw bytes (fixed at enqueue, never updated) in their own table: the queue row changes on
+# every claim and result, and a 2 KB value in it would make the database rewrite it each time.
+outbox_bodies = sa.Table(
+    "outbox_bodies",
+    metadata,
+    sa.Column(
+        "message_id",
+        sa.Integer,
+        sa.ForeignKey("outbox_messages.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    sa.Column("raw", sa.LargeBinary, nullable=False),
 )
 
 outbox_recipients = sa.Table(
