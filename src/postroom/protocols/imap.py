@@ -31,10 +31,8 @@ from postroom.protocols.transcript import Transcript
 from postroom.protocols.wire import (
     Deadline,
     Wire,
-    open_connection,
     tls_context,
     tls_established,
-    wrap_tls,
 )
 
 if TYPE_CHECKING:
@@ -127,20 +125,9 @@ def _not_imap(exc: imaplib.IMAP4.error, port: int) -> ProbeFailed:
 def _handshake(probe: Probe, policy: NetworkPolicy) -> _WireClient:
     """connect → TLS → greeting + CAPABILITY → STARTTLS → LOGIN."""
     endpoint, wire = probe.endpoint, probe.wire
-    with probe.step("connect") as note:
-        sock = open_connection(policy, wire)
-        note.message = f"connected to {sock.getpeername()[0]} port {endpoint.port}"
+    sock = probe.connect(policy)
     client: _WireClient | None = None
     try:
-        if endpoint.security is Security.SSL:
-            with probe.step("tls") as note:
-                sock = wrap_tls(sock, wire)
-                details = tls_established(sock, wire)
-                probe.record_tls(details)
-                note.message = tls.summary(details)
-        elif endpoint.security is Security.NONE:
-            probe.skip("tls", "security is none: the connection is not encrypted")
-            probe.warn("the connection is not encrypted")
         with probe.step("greeting") as note:
             try:
                 client = _WireClient(wire, sock)

@@ -23,10 +23,8 @@ from postroom.protocols.transcript import Transcript
 from postroom.protocols.wire import (
     Deadline,
     Wire,
-    open_connection,
     tls_context,
     tls_established,
-    wrap_tls,
 )
 
 MAX_LINE = 2048  # poplib's limit; RFC 1939 §3 allows 512 octets per response line
@@ -78,20 +76,9 @@ def _is_eof(exc: poplib.error_proto) -> bool:
 def _handshake(probe: Probe, policy: NetworkPolicy) -> _WirePOP3:
     """connect → TLS → greeting → CAPA → STLS → USER/PASS."""
     endpoint, wire = probe.endpoint, probe.wire
-    with probe.step("connect") as note:
-        sock = open_connection(policy, wire)
-        note.message = f"connected to {sock.getpeername()[0]} port {endpoint.port}"
+    sock = probe.connect(policy)
     pop: _WirePOP3 | None = None
     try:
-        if endpoint.security is Security.SSL:
-            with probe.step("tls") as note:
-                sock = wrap_tls(sock, wire)
-                details = tls_established(sock, wire)
-                probe.record_tls(details)
-                note.message = tls.summary(details)
-        elif endpoint.security is Security.NONE:
-            probe.skip("tls", "security is none: the connection is not encrypted")
-            probe.warn("the connection is not encrypted")
         with probe.step("greeting") as note:
             try:
                 pop = _WirePOP3(wire, sock, endpoint.host)

@@ -13,12 +13,14 @@ is written as a straight line. The same failure can be turned into a Postroom er
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 from postroom import errors
+from postroom.domain.accounts import Security
 from postroom.domain.checks import (
     CheckResult,
     ErrorClass,
@@ -32,9 +34,9 @@ from postroom.domain.checks import (
     is_disconnect,
 )
 from postroom.protocols import tls
-from postroom.protocols.endpoints import Endpoint
+from postroom.protocols.endpoints import Endpoint, NetworkPolicy
 from postroom.protocols.transcript import Transcript
-from postroom.protocols.wire import Deadline, Wire
+from postroom.protocols.wire import Deadline, Wire, open_connection, tls_established, wrap_tls
 
 
 class ProbeFailed(errors.ProtocolError):
@@ -76,6 +78,28 @@ class Probe:
         self.exception: BaseException | None = None
         self._steps: list[Step] = []
         self._warnings: list[str] = []
+
+    def connect(self, policy: NetworkPolicy) -> socket.socket:
+        """The steps every protocol starts with: connect (to the address the policy resolved and
+        allowed) and, for implicit TLS, the handshake; the socket is closed if TLS fails."""
+        endpoint, wire = self.endpoint, self.wire
+        with self.step("connect") as note:
+            sock = open_connection(policy, wire)
+            note.message = f"connected to {sock.getpeername()[0]} port {endpoint.port}"
+        if endpoint.security is Security.NONE:
+            self.skip("tls", "security is none: the connection is not encrypted")
+            self.warn("the connection is not encrypted")
+        elif endpoint.security is Security.SSL:
+            try:
+                with self.step("tls") as note:
+                    sock = wrap_tls(sock, wire)
+                    details = tls_established(sock, wire)
+                    self.record_tls(details)
+                    note.message = tls.summary(details)
+            except BaseException:
+                sock.close()
+                raise
+        return sock
 
     @contextmanager
     def step(self, name: str) -> Iterator[StepNote]:

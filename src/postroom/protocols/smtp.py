@@ -32,10 +32,8 @@ from postroom.protocols.transcript import Transcript
 from postroom.protocols.wire import (
     Deadline,
     Wire,
-    open_connection,
     tls_context,
     tls_established,
-    wrap_tls,
 )
 
 if TYPE_CHECKING:
@@ -150,20 +148,9 @@ def _auth(smtp: _WireSMTP, endpoint: Endpoint, encrypted: bool) -> str:
 def _handshake(probe: Probe, policy: NetworkPolicy) -> _WireSMTP:
     """connect → TLS → greeting → EHLO → STARTTLS → EHLO → AUTH, one step each."""
     endpoint, wire = probe.endpoint, probe.wire
-    with probe.step("connect") as note:
-        sock = open_connection(policy, wire)
-        note.message = f"connected to {sock.getpeername()[0]} port {endpoint.port}"
+    sock = probe.connect(policy)
     smtp: _WireSMTP | None = None
     try:
-        if endpoint.security is Security.SSL:
-            with probe.step("tls") as note:
-                sock = wrap_tls(sock, wire)
-                details = tls_established(sock, wire)
-                probe.record_tls(details)
-                note.message = tls.summary(details)
-        elif endpoint.security is Security.NONE:
-            probe.skip("tls", "security is none: the connection is not encrypted")
-            probe.warn("the connection is not encrypted")
         smtp = _WireSMTP(wire, sock, endpoint.helo_name or _address_literal(sock))
         with probe.step("greeting") as note:
             code, greeting = smtp.connect(endpoint.host, endpoint.port)
