@@ -26,7 +26,7 @@ from postroom.domain.checks import CheckResult, ErrorClass, Failure, Field, Prob
 from postroom.protocols import tls
 from postroom.protocols.endpoints import Endpoint, NetworkPolicy
 from postroom.protocols.imapfetch import parse_bulk_fetch, parse_sizes, size_batches
-from postroom.protocols.probing import Probe, ProbeFailed, StepFailed, as_error
+from postroom.protocols.probing import Probe, ProbeFailed, as_error, open_session
 from postroom.protocols.transcript import Transcript
 from postroom.protocols.wire import (
     Deadline,
@@ -319,20 +319,22 @@ class ImapMailbox:
         self._selected: str | None = None
         self.handshake: CheckResult | None = None
 
+    def _record(self, result: CheckResult) -> None:
+        self.handshake = result
+
     def open(self) -> None:
         if self._client is not None:
             return
-        probe = Probe(
-            "imap", self.endpoint, deadline_s=self._deadline_s, transcript=self._transcript
+        self._client, wire = open_session(
+            "imap",
+            self.endpoint,
+            self._policy,
+            _handshake,
+            deadline_s=self._deadline_s,
+            transcript=self._transcript,
+            record=self._record,
         )
-        try:
-            self._client = _handshake(probe, self._policy)
-        except StepFailed:
-            self.handshake = probe.result()
-            raise probe.error() from probe.exception
-        self.handshake = probe.result()
-        probe.wire.deadline = Deadline(None)
-        probe.wire.transcript = self._transcript  # None: only the handshake was recorded
+        wire.deadline = Deadline(None)
 
     def close(self) -> None:
         """LOGOUT (which also expunges nothing: deletions are explicit)."""

@@ -18,7 +18,7 @@ from postroom.domain.accounts import Security
 from postroom.domain.checks import CheckResult, ErrorClass, Failure, Field, ProbeContext, classify
 from postroom.protocols import tls
 from postroom.protocols.endpoints import Endpoint, NetworkPolicy
-from postroom.protocols.probing import Probe, ProbeFailed, StepFailed, as_error
+from postroom.protocols.probing import Probe, ProbeFailed, as_error, open_session
 from postroom.protocols.transcript import Transcript
 from postroom.protocols.wire import (
     Deadline,
@@ -249,20 +249,22 @@ class Pop3Mailbox:
         self._pop: _WirePOP3 | None = None
         self.handshake: CheckResult | None = None
 
+    def _record(self, result: CheckResult) -> None:
+        self.handshake = result
+
     def open(self) -> None:
         if self._pop is not None:
             return
-        probe = Probe(
-            "pop3", self.endpoint, deadline_s=self._deadline_s, transcript=self._transcript
+        self._pop, wire = open_session(
+            "pop3",
+            self.endpoint,
+            self._policy,
+            _handshake,
+            deadline_s=self._deadline_s,
+            transcript=self._transcript,
+            record=self._record,
         )
-        try:
-            self._pop = _handshake(probe, self._policy)
-        except StepFailed:
-            self.handshake = probe.result()
-            raise probe.error() from probe.exception
-        self.handshake = probe.result()
-        probe.wire.deadline = Deadline(None)
-        probe.wire.transcript = self._transcript  # None: only the handshake was recorded
+        wire.deadline = Deadline(None)
 
     def stat(self) -> tuple[int, int]:
         """(message count, total size in bytes)."""

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from typing import TypeVar
 
 from postroom import errors
 from postroom.domain.accounts import Security
@@ -187,3 +188,34 @@ def as_error(failure: Failure, exc: BaseException | None) -> errors.ProtocolErro
 
 def _ms_since(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
+
+
+T = TypeVar("T")
+
+
+def open_session(
+    protocol: str,
+    endpoint: Endpoint,
+    policy: NetworkPolicy,
+    handshake: Callable[[Probe, NetworkPolicy], T],
+    *,
+    deadline_s: float | None,
+    transcript: Transcript | None,
+    record: Callable[[CheckResult], None],
+) -> tuple[T, Wire]:
+    """Open a long-lived session (SmtpSession, ImapMailbox, Pop3Mailbox) with a probe's staged
+    handshake, so a session fails exactly as a connection test would.
+
+    `record` receives the handshake's CheckResult on success and on failure; a failure is then
+    raised as the matching ProtocolError. Afterwards the wire records only into `transcript`
+    (None: the handshake alone was recorded); the caller sets its own deadlines on it.
+    """
+    probe = Probe(protocol, endpoint, deadline_s=deadline_s, transcript=transcript)
+    try:
+        client = handshake(probe, policy)
+    except StepFailed:
+        record(probe.result())
+        raise probe.error() from probe.exception
+    record(probe.result())
+    probe.wire.transcript = transcript
+    return client, probe.wire

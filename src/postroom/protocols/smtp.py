@@ -27,7 +27,7 @@ from postroom.domain.checks import CheckResult, ErrorClass, Failure, Field, Prob
 from postroom.domain.delivery import RecipientResult, Reply
 from postroom.protocols import tls
 from postroom.protocols.endpoints import Endpoint, NetworkPolicy
-from postroom.protocols.probing import Probe, ProbeFailed, StepFailed, as_error
+from postroom.protocols.probing import Probe, ProbeFailed, as_error, open_session
 from postroom.protocols.transcript import Transcript
 from postroom.protocols.wire import (
     Deadline,
@@ -364,6 +364,9 @@ class SmtpSession:
         self._wire: Wire | None = None
         self.handshake: CheckResult | None = None
 
+    def _record(self, result: CheckResult) -> None:
+        self.handshake = result
+
     @property
     def is_open(self) -> bool:
         return self._smtp is not None
@@ -371,17 +374,15 @@ class SmtpSession:
     def open(self) -> None:
         if self._smtp is not None:
             return
-        probe = Probe(
-            "smtp", self.endpoint, deadline_s=self._deadline_s, transcript=self._transcript
+        self._smtp, self._wire = open_session(
+            "smtp",
+            self.endpoint,
+            self._policy,
+            _handshake,
+            deadline_s=self._deadline_s,
+            transcript=self._transcript,
+            record=self._record,
         )
-        try:
-            self._smtp = _handshake(probe, self._policy)
-        except StepFailed:
-            self.handshake = probe.result()
-            raise probe.error() from probe.exception
-        self.handshake = probe.result()
-        self._wire = probe.wire
-        self._wire.transcript = self._transcript
 
     def send(self, envelope_from: str, recipients: Sequence[str], raw: bytes) -> SendOutcome:
         if not recipients:
