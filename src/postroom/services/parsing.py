@@ -90,7 +90,8 @@ def sanitize_html(html: str) -> str:
 
 
 def _structure(raw: bytes) -> tuple[Message, list[mimescan.Part]]:
-    return mimescan.top_headers(raw), list(mimescan.scan(raw))
+    top = mimescan.top_headers(raw)
+    return top, list(mimescan.scan(raw, headers=top))
 
 
 def _view(raw: bytes, msg: Message, leaves: list[mimescan.Part]) -> ParsedMessage:
