@@ -26,7 +26,7 @@ from postroom.domain.checks import CheckResult, ErrorClass, Failure, Field, Prob
 from postroom.protocols import tls
 from postroom.protocols.endpoints import Endpoint, NetworkPolicy
 from postroom.protocols.imapfetch import parse_bulk_fetch, parse_sizes, size_batches
-from postroom.protocols.probing import Probe, ProbeFailed, as_error, open_session
+from postroom.protocols.probing import Probe, ProbeFailed, Session, as_error
 from postroom.protocols.transcript import Transcript
 from postroom.protocols.wire import (
     Deadline,
@@ -288,7 +288,7 @@ class FetchedMessage:
     raw: bytes
 
 
-class ImapMailbox:
+class ImapMailbox(Session):
     """A logged-in IMAP connection for fetching.
 
         with ImapMailbox(endpoint, policy=policy) as box:
@@ -303,6 +303,8 @@ class ImapMailbox:
     is recorded (in `handshake`).
     """
 
+    protocol = "imap"
+
     def __init__(
         self,
         endpoint: Endpoint,
@@ -311,29 +313,14 @@ class ImapMailbox:
         open_deadline_s: float | None = 60.0,
         transcript: Transcript | None = None,
     ) -> None:
-        self.endpoint = endpoint
-        self._policy = policy
-        self._deadline_s = open_deadline_s
-        self._transcript = transcript
+        super().__init__(endpoint, policy=policy, deadline_s=open_deadline_s, transcript=transcript)
         self._client: _WireClient | None = None
         self._selected: str | None = None
-        self.handshake: CheckResult | None = None
-
-    def _record(self, result: CheckResult) -> None:
-        self.handshake = result
 
     def open(self) -> None:
         if self._client is not None:
             return
-        self._client, wire = open_session(
-            "imap",
-            self.endpoint,
-            self._policy,
-            _handshake,
-            deadline_s=self._deadline_s,
-            transcript=self._transcript,
-            record=self._record,
-        )
+        self._client, wire = self._open_with(_handshake)
         wire.deadline = Deadline(None)
 
     def close(self) -> None:

@@ -18,7 +18,7 @@ from postroom.domain.accounts import Security
 from postroom.domain.checks import CheckResult, ErrorClass, Failure, Field, ProbeContext, classify
 from postroom.protocols import tls
 from postroom.protocols.endpoints import Endpoint, NetworkPolicy
-from postroom.protocols.probing import Probe, ProbeFailed, as_error, open_session
+from postroom.protocols.probing import Probe, ProbeFailed, Session, as_error
 from postroom.protocols.transcript import Transcript
 from postroom.protocols.wire import (
     Deadline,
@@ -220,7 +220,7 @@ def probe_pop3(
     return Probe("pop3", endpoint, deadline_s=deadline_s).run(body)
 
 
-class Pop3Mailbox:
+class Pop3Mailbox(Session):
     """A logged-in POP3 session for fetching.
 
         with Pop3Mailbox(endpoint, policy=policy) as box:
@@ -234,6 +234,8 @@ class Pop3Mailbox:
     (in `handshake`). Failures raise Postroom protocol errors.
     """
 
+    protocol = "pop3"
+
     def __init__(
         self,
         endpoint: Endpoint,
@@ -242,28 +244,13 @@ class Pop3Mailbox:
         open_deadline_s: float | None = 60.0,
         transcript: Transcript | None = None,
     ) -> None:
-        self.endpoint = endpoint
-        self._policy = policy
-        self._deadline_s = open_deadline_s
-        self._transcript = transcript
+        super().__init__(endpoint, policy=policy, deadline_s=open_deadline_s, transcript=transcript)
         self._pop: _WirePOP3 | None = None
-        self.handshake: CheckResult | None = None
-
-    def _record(self, result: CheckResult) -> None:
-        self.handshake = result
 
     def open(self) -> None:
         if self._pop is not None:
             return
-        self._pop, wire = open_session(
-            "pop3",
-            self.endpoint,
-            self._policy,
-            _handshake,
-            deadline_s=self._deadline_s,
-            transcript=self._transcript,
-            record=self._record,
-        )
+        self._pop, wire = self._open_with(_handshake)
         wire.deadline = Deadline(None)
 
     def stat(self) -> tuple[int, int]:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 from postroom import errors
 from postroom.domain.accounts import Security
@@ -193,29 +193,41 @@ def _ms_since(started: float) -> int:
 T = TypeVar("T")
 
 
-def open_session(
-    protocol: str,
-    endpoint: Endpoint,
-    policy: NetworkPolicy,
-    handshake: Callable[[Probe, NetworkPolicy], T],
-    *,
-    deadline_s: float | None,
-    transcript: Transcript | None,
-    record: Callable[[CheckResult], None],
-) -> tuple[T, Wire]:
-    """Open a long-lived session (SmtpSession, ImapMailbox, Pop3Mailbox) with a probe's staged
-    handshake, so a session fails exactly as a connection test would.
+class Session:
+    """What SmtpSession, ImapMailbox and Pop3Mailbox share: an endpoint, the network policy, and
+    an opening handshake run as a probe, so a session fails exactly as a connection test would.
 
-    `record` receives the handshake's CheckResult on success and on failure; a failure is then
-    raised as the matching ProtocolError. Afterwards the wire records only into `transcript`
-    (None: the handshake alone was recorded); the caller sets its own deadlines on it.
+    `handshake` keeps the opening's CheckResult, on success and on failure (for logging).
+    After opening, the wire records only into `transcript` (None: the handshake alone was
+    recorded); subclasses set their own deadlines on it.
     """
-    probe = Probe(protocol, endpoint, deadline_s=deadline_s, transcript=transcript)
-    try:
-        client = handshake(probe, policy)
-    except StepFailed:
-        record(probe.result())
-        raise probe.error() from probe.exception
-    record(probe.result())
-    probe.wire.transcript = transcript
-    return client, probe.wire
+
+    protocol: ClassVar[str]
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        policy: NetworkPolicy,
+        deadline_s: float | None,
+        transcript: Transcript | None,
+    ) -> None:
+        self.endpoint = endpoint
+        self._policy = policy
+        self._deadline_s = deadline_s
+        self._transcript = transcript
+        self.handshake: CheckResult | None = None
+
+    def _open_with(self, handshake: Callable[[Probe, NetworkPolicy], T]) -> tuple[T, Wire]:
+        """Run `handshake`; a failure is raised as the matching ProtocolError."""
+        probe = Probe(
+            self.protocol, self.endpoint, deadline_s=self._deadline_s, transcript=self._transcript
+        )
+        try:
+            client = handshake(probe, self._policy)
+        except StepFailed:
+            self.handshake = probe.result()
+            raise probe.error() from probe.exception
+        self.handshake = probe.result()
+        probe.wire.transcript = self._transcript
+        return client, probe.wire

@@ -27,7 +27,7 @@ from postroom.domain.checks import CheckResult, ErrorClass, Failure, Field, Prob
 from postroom.domain.delivery import RecipientResult, Reply
 from postroom.protocols import tls
 from postroom.protocols.endpoints import Endpoint, NetworkPolicy
-from postroom.protocols.probing import Probe, ProbeFailed, as_error, open_session
+from postroom.protocols.probing import Probe, ProbeFailed, Session, as_error
 from postroom.protocols.transcript import Transcript
 from postroom.protocols.wire import (
     Deadline,
@@ -334,7 +334,7 @@ class SendOutcome:
         )
 
 
-class SmtpSession:
+class SmtpSession(Session):
     """One SMTP connection reused for many messages.
 
         with SmtpSession(endpoint, policy=policy) as session:
@@ -348,6 +348,8 @@ class SmtpSession:
     whole conversation; without one only the handshake is recorded (in `handshake`).
     """
 
+    protocol = "smtp"
+
     def __init__(
         self,
         endpoint: Endpoint,
@@ -356,16 +358,11 @@ class SmtpSession:
         operation_deadline_s: float | None = 60.0,
         transcript: Transcript | None = None,
     ) -> None:
-        self.endpoint = endpoint
-        self._policy = policy
-        self._deadline_s = operation_deadline_s
-        self._transcript = transcript
+        super().__init__(
+            endpoint, policy=policy, deadline_s=operation_deadline_s, transcript=transcript
+        )
         self._smtp: _WireSMTP | None = None
         self._wire: Wire | None = None
-        self.handshake: CheckResult | None = None
-
-    def _record(self, result: CheckResult) -> None:
-        self.handshake = result
 
     @property
     def is_open(self) -> bool:
@@ -374,15 +371,7 @@ class SmtpSession:
     def open(self) -> None:
         if self._smtp is not None:
             return
-        self._smtp, self._wire = open_session(
-            "smtp",
-            self.endpoint,
-            self._policy,
-            _handshake,
-            deadline_s=self._deadline_s,
-            transcript=self._transcript,
-            record=self._record,
-        )
+        self._smtp, self._wire = self._open_with(_handshake)
 
     def send(self, envelope_from: str, recipients: Sequence[str], raw: bytes) -> SendOutcome:
         if not recipients:
