@@ -29,7 +29,6 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 import trustme
@@ -40,6 +39,7 @@ from postroom.testing.peer import (
     HOST,
     PeerEndpoint,
     PeerError,
+    ServerProcess,
     TlsFiles,
     find_binary,
     free_ports,
@@ -90,7 +90,7 @@ def password_hash(password: str) -> str:
     return "{SSHA512}" + base64.b64encode(digest + salt).decode()
 
 
-class DovecotServer:
+class DovecotServer(ServerProcess):
     """One private Dovecot instance. Use as a context manager, or call start() and stop().
 
     Users can be added before or while it runs (each has a passwd-file of their own).
@@ -165,22 +165,6 @@ class DovecotServer:
             terminate(stopper)
             wait_closed(self._all_ports(), timeout_s=5)
         shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def running(self) -> bool:
-        """True while the master process is alive."""
-        return self._process is not None and self._process.poll() is None
 
     # users -------------------------------------------------------------------------------
 

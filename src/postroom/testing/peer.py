@@ -16,6 +16,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 import trustme
 
@@ -160,3 +162,32 @@ def terminate(process: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+class ServerProcess:
+    """A test server run as our own child process: `start()` returns self, `stop()` is safe to
+    call twice, and the `with` form stops it however the block ends."""
+
+    _process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def running(self) -> bool:
+        """True while the server process is alive."""
+        return self._process is not None and self._process.poll() is None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -34,7 +34,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 import trustme
@@ -45,6 +44,7 @@ from postroom.testing.peer import (
     HOST,
     PeerEndpoint,
     PeerError,
+    ServerProcess,
     TlsFiles,
     find_binary,
     free_ports,
@@ -84,7 +84,7 @@ class PostfixPorts:
     submissions: int
 
 
-class PostfixServer:
+class PostfixServer(ServerProcess):
     """One private Postfix instance; a context manager, or call start() and stop().
 
     `sasl_auth` is Dovecot's auth listener (host, port) for `smtpd_sasl_type = dovecot`; without
@@ -163,22 +163,6 @@ class PostfixServer:
             terminate(process)
             wait_closed(self._all_ports(), timeout_s=5)
         shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def running(self) -> bool:
-        """True while the master process is alive."""
-        return self._process is not None and self._process.poll() is None
 
     def log_text(self) -> str:
         """Everything Postfix logged so far (maillog_file)."""
@@ -288,7 +272,7 @@ postlog unix-dgram n - n - 1 postlogd
 """
 
 
-class SmtpSink:
+class SmtpSink(ServerProcess):
     """Postfix's `smtp-sink` on a run-time loopback port: accepts every message.
 
     `count` is the number of messages received since start (or the last `clear()`), read from
@@ -350,17 +334,6 @@ class SmtpSink:
             process.terminate()
             terminate(process)
         shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def count(self) -> int:
