@@ -2,4 +2,5 @@
 
 from postroom.cli.main import main
 
-main()
+if __name__ == "__main__":  # not when a worker process (parse pool) imports the main module
+    main()

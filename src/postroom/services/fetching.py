@@ -16,7 +16,7 @@ import random
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
@@ -75,6 +75,22 @@ def _chunks(
             batch, total = [], 0
     if batch:
         yield batch
+
+
+_END = object()
+
+
+def _read_ahead(items: Iterator[T]) -> Iterator[T]:
+    """`items`, each next one produced in a helper thread while the caller works on the one
+    before: the server's work, the socket and TLS reads (which release the GIL) overlap the
+    parsing and storing. At most one item is held ahead. The caller must not use whatever
+    `items` reads from (the IMAP connection) while iterating; an error of `items` is raised
+    where the item would have been."""
+    with ThreadPoolExecutor(1, thread_name_prefix="fetch-ahead") as pool:
+        pending = pool.submit(next, items, _END)
+        while (item := pending.result()) is not _END:
+            pending = pool.submit(next, items, _END)
+            yield item  # type: ignore[misc]  # not _END, so a T
 
 
 def _raw_size(message: FetchedMessage) -> int:
@@ -362,7 +378,17 @@ class FetchingService:
     # IMAP ----------------------------------------------------------------------------------
 
     def _fetch_imap(self, run: _Run, incoming: Incoming, endpoint: Endpoint) -> None:
-        with ImapMailbox(endpoint, policy=self._policy) as box:
+        """Each folder: batches fetched, prepared (raw kept, parsed) and committed with the
+        cursor. With the default keep-on-server the three overlap: the next batch is read
+        ahead while this one is parsed, and a batch commits in a writer thread while the next
+        one is parsed (commits stay in order, one at a time; an error of a commit is raised
+        before the next one starts). Other after-import actions talk to the server after each
+        commit, so then every step waits for the one before."""
+        overlap = _after_import(incoming) is AfterImport.KEEP
+        with (
+            ImapMailbox(endpoint, policy=self._policy) as box,
+            ThreadPoolExecutor(1, thread_name_prefix="fetch-commit") as writer,
+        ):
             for folder in incoming.folders or ("INBOX",):
                 run.folders.append(folder)
                 state = box.select(folder)
@@ -370,27 +396,49 @@ class FetchingService:
                 if state.uidnext is not None:
                     run.total = (run.total or 0) + max(state.uidnext - 1 - cursor.last_uid, 0)
                 messages = box.fetch_after(folder, cursor.last_uid, self._batch_size)
-                for fetched in _chunks(messages, self._batch_size, _raw_size, BATCH_BYTES):
-                    batch, keep_uids, skipped, last_uid = [], [], 0, cursor.last_uid
-                    for msg in fetched:
-                        if not is_new_uid(msg.uid, cursor.last_uid):
-                            continue
-                        last_uid = max(last_uid, msg.uid)
-                        if before_start(_aware(msg.internaldate), start):
-                            skipped += 1
-                            continue
-                        origin = Origin(
-                            folder=folder,
-                            uid=msg.uid,
-                            uidvalidity=cursor.uidvalidity,
-                            flags=tuple(msg.flags),
-                            internaldate=_aware(msg.internaldate),
-                        )
-                        batch.append(self._inbox.prepare(run.account_id, msg.raw, origin))
-                        keep_uids.append(msg.uid)
-                    cursor = Cursor(folder, cursor.uidvalidity, last_uid, cursor.start_at)
-                    self._commit(run, batch, cursor=cursor, skipped=skipped)
-                    self._after_import_imap(box, incoming, keep_uids)
+                batches = _chunks(messages, self._batch_size, _raw_size, BATCH_BYTES)
+                committed: Future[list[StoreOutcome]] | None = None
+                for fetched in _read_ahead(batches) if overlap else batches:
+                    batch, keep_uids, skipped, cursor = self._prepare_imap(
+                        run, fetched, cursor, start
+                    )
+                    if committed is not None:
+                        committed.result()
+                    committed = writer.submit(
+                        self._commit, run, batch, cursor=cursor, skipped=skipped
+                    )
+                    if not overlap:
+                        committed.result()
+                        self._after_import_imap(box, incoming, keep_uids)
+                if committed is not None:
+                    committed.result()
+
+    def _prepare_imap(
+        self, run: _Run, fetched: list[FetchedMessage], cursor: Cursor, start: datetime | None
+    ) -> tuple[list[NewMessage], list[int], int, Cursor]:
+        """The new messages of a fetched batch prepared for storing, their UIDs, how many were
+        before the import start, and the cursor past the batch (UIDs at or below the cursor
+        are dropped)."""
+        batch, keep_uids, skipped, last_uid = [], [], 0, cursor.last_uid
+        for msg in fetched:
+            if not is_new_uid(msg.uid, cursor.last_uid):
+                continue
+            last_uid = max(last_uid, msg.uid)
+            internaldate = _aware(msg.internaldate)
+            if before_start(internaldate, start):
+                skipped += 1
+                continue
+            origin = Origin(
+                folder=cursor.folder,
+                uid=msg.uid,
+                uidvalidity=cursor.uidvalidity,
+                flags=tuple(msg.flags),
+                internaldate=internaldate,
+            )
+            batch.append(self._inbox.prepare(run.account_id, msg.raw, origin))
+            keep_uids.append(msg.uid)
+        cursor = Cursor(cursor.folder, cursor.uidvalidity, last_uid, cursor.start_at)
+        return batch, keep_uids, skipped, cursor
 
     def _imap_cursor(
         self, run: _Run, box: ImapMailbox, state: FolderState, folder: str, incoming: Incoming
