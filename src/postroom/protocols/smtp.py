@@ -1,8 +1,7 @@
 """SMTP: the staged probe, a real test message, and the delivery session.
 
-All three share one handshake — connect → TLS (implicit, or STARTTLS; never silently plaintext)
-→ greeting → EHLO → AUTH — built on smtplib with an explicit SSLContext, every byte passing
-through a `Wire` (transcript + deadline).
+All three open through one handshake (protocols/smtp_connection.py); the delivery session
+puts each message's bytes together and judges the replies with protocols/smtp_transaction.py.
 
 The probe stops at the 354 after DATA and then *closes the connection*: after 354 everything
 the client sends is message text, so RSET would become part of the message; a connection closed
@@ -13,188 +12,45 @@ from __future__ import annotations
 
 import contextlib
 import smtplib
-import socket
 from collections.abc import Sequence
-from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any
 
 from postroom import errors
-from postroom.domain.accounts import Security
-from postroom.domain.checks import CheckResult, ErrorClass, Failure, Field, ProbeContext, classify
-from postroom.domain.delivery import RecipientResult, Reply
-from postroom.protocols import tls
+from postroom.domain.checks import CheckResult, ProbeContext, classify
+from postroom.domain.delivery import Reply
 from postroom.protocols.endpoints import Endpoint, NetworkPolicy
-from postroom.protocols.probing import Probe, ProbeFailed, Session, as_error
-from postroom.protocols.transcript import Transcript
-from postroom.protocols.wire import (
-    Deadline,
-    Wire,
-    tls_context,
-    tls_established,
+from postroom.protocols.probing import Probe, Session, as_error
+from postroom.protocols.smtp_connection import WireSMTP, handshake, reply_text
+from postroom.protocols.smtp_transaction import (
+    ACCEPTED,
+    Action,
+    EnvelopeReplies,
+    Mail,
+    SendOutcome,
+    Transaction,
+    Verdict,
+    check,
+    check_addresses,
+    delivered,
+    dot_stuffed,
+    judge,
+    prepare,
 )
+from postroom.protocols.transcript import Transcript
+from postroom.protocols.wire import Deadline, Wire
 
-if TYPE_CHECKING:
-    from typing_extensions import Buffer
-
-# One reply longer than this is a hostile or broken server, not a long EHLO list.
-MAX_REPLY_LINES = 1000
-
-
-class _ReplyReader:
-    """smtplib's reply file: every read bounded by the deadline, recorded, and size-checked."""
-
-    def __init__(self, raw: IO[bytes], sock: socket.socket, wire: Wire) -> None:
-        self._raw, self._sock, self._wire = raw, sock, wire
-        self.lines = 0
-
-    def readline(self, size: int = -1) -> bytes:
-        self._wire.arm(self._sock)
-        line = self._raw.readline(size)
-        if line:
-            self._wire.received(line)
-        if 0 < size <= len(line) and not line.endswith(b"\n"):
-            raise errors.ProtocolError(f"the server sent a line longer than {size - 1} bytes")
-        self.lines += 1
-        if self.lines > MAX_REPLY_LINES:
-            raise errors.ProtocolError(f"the server sent more than {MAX_REPLY_LINES} reply lines")
-        return line
-
-    def close(self) -> None:
-        self._raw.close()
-
-
-class _WireSMTP(smtplib.SMTP):
-    """smtplib over a socket we connected (policy-checked IP) and a recording reader."""
-
-    def __init__(self, wire: Wire, sock: socket.socket, local_hostname: str) -> None:
-        self._wire = wire
-        self._connected = sock
-        super().__init__(local_hostname=local_hostname, timeout=wire.endpoint.timeout_s)
-        # starttls() sends SNI and checks the certificate against _host; connect() does not set
-        # it (only the constructor does), and we never let the constructor connect.
-        self._host = wire.endpoint.host
-
-    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
-        return self._connected
-
-    def send(self, s: Buffer | str) -> None:
-        data = s.encode(self.command_encoding) if isinstance(s, str) else bytes(s)
-        if self.sock is not None:
-            self._wire.arm(self.sock)
-            self._wire.sent(data)
-        super().send(data)
-
-    def getreply(self) -> tuple[int, bytes]:
-        if self.file is None and self.sock is not None:
-            self.file = _ReplyReader(self.sock.makefile("rb"), self.sock, self._wire)
-        if isinstance(self.file, _ReplyReader):
-            self.file.lines = 0
-        return super().getreply()
-
-
-def _text(raw: bytes | str) -> str:
-    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-
-
-def _address_literal(sock: socket.socket) -> str:
-    """Our address as an EHLO argument (RFC 5321 §4.1.3) — no reverse DNS lookup needed."""
-    ip = sock.getsockname()[0]
-    return f"[IPv6:{ip}]" if ":" in ip else f"[{ip}]"
-
-
-def _ehlo(smtp: _WireSMTP) -> str:
-    code, text = smtp.ehlo()
-    if code != 250:
-        code, text = smtp.helo()
-        if code != 250:
-            raise errors.ReplyError(code=code, text=_text(text))
-        return "the server does not speak ESMTP (HELO accepted)"
-    features = [f"{k.upper()} {v.strip()}".strip() for k, v in smtp.esmtp_features.items()]
-    return "extensions: " + (", ".join(features) or "none")
-
-
-def _auth(smtp: _WireSMTP, endpoint: Endpoint, encrypted: bool) -> str:
-    if not smtp.has_extn("auth"):
-        raise ProbeFailed(
-            Failure(
-                ErrorClass.AUTH_UNSUPPORTED,
-                "the server does not offer authentication (no AUTH in EHLO)",
-                "the server may offer AUTH only after STARTTLS, or needs no user name",
-                Field.SECURITY if not encrypted else Field.USERNAME,
-            )
-        )
-    offered = smtp.esmtp_features["auth"].upper().split()
-    # Over plaintext prefer CRAM-MD5, which does not reveal the password (RFC 2195).
-    preference = ("PLAIN", "LOGIN", "CRAM-MD5") if encrypted else ("CRAM-MD5", "PLAIN", "LOGIN")
-    mechanism = next((m for m in preference if m in offered), None)
-    if mechanism is None:
-        raise ProbeFailed(
-            Failure(
-                ErrorClass.AUTH_UNSUPPORTED,
-                f"the server offers AUTH {' '.join(offered)}, none of PLAIN, LOGIN, CRAM-MD5",
-                "ask the provider for PLAIN or LOGIN over TLS",
-                Field.SECURITY,
-            )
-        )
-    smtp.user, smtp.password = endpoint.username, endpoint.password_value
-    handler = getattr(smtp, "auth_" + mechanism.lower().replace("-", "_"))
-    smtp.auth(mechanism, handler)
-    return f"authenticated as {endpoint.username} with {mechanism} (offered: {' '.join(offered)})"
-
-
-def _handshake(probe: Probe, policy: NetworkPolicy) -> _WireSMTP:
-    """connect → TLS → greeting → EHLO → STARTTLS → EHLO → AUTH, one step each."""
-    endpoint, wire = probe.endpoint, probe.wire
-    sock = probe.connect(policy)
-    smtp: _WireSMTP | None = None
-    try:
-        smtp = _WireSMTP(wire, sock, endpoint.helo_name or _address_literal(sock))
-        with probe.step("greeting") as note:
-            code, greeting = smtp.connect(endpoint.host, endpoint.port)
-            if code != 220:
-                raise errors.ReplyError(code=code, text=_text(greeting))
-            note.message = f"{code} {_text(greeting)}"
-        with probe.step("ehlo") as note:
-            note.message = _ehlo(smtp)
-        if endpoint.security is Security.STARTTLS:
-            with probe.step("starttls") as note:
-                if not smtp.has_extn("starttls"):
-                    raise ProbeFailed(
-                        Failure(
-                            ErrorClass.STARTTLS_UNAVAILABLE,
-                            "the server does not offer STARTTLS",
-                            f"the server on port {endpoint.port} cannot encrypt with STARTTLS; "
-                            "choose SSL (usually port 465) or ask the provider",
-                            Field.SECURITY,
-                        )
-                    )
-                smtp.starttls(context=tls_context(endpoint))
-                assert smtp.sock is not None  # starttls() raises when the link is gone
-                probe.record_tls(tls_established(smtp.sock, wire))
-                note.message = tls.summary(probe.tls) if probe.tls else ""
-            with probe.step("ehlo") as note:
-                note.message = "after STARTTLS: " + _ehlo(smtp)
-        if endpoint.username:
-            with probe.step("auth") as note:
-                note.message = _auth(smtp, endpoint, endpoint.security is not Security.NONE)
-        else:
-            probe.skip("auth", "no user name configured")
-        return smtp
-    except BaseException:
-        (smtp if smtp is not None else sock).close()
-        raise
+__all__ = ["Mail", "SendOutcome", "SmtpSession", "probe_smtp", "send_test_message"]
 
 
 def _expect(code: int, text: bytes | str, *wanted: int) -> str:
     if code not in wanted:
-        raise errors.ReplyError(code=code, text=_text(text))
-    return f"{code} {_text(text)}"
+        raise errors.ReplyError(code=code, text=reply_text(text))
+    return f"{code} {reply_text(text)}"
 
 
-def _quit(probe: Probe, smtp: _WireSMTP) -> None:
+def _quit(probe: Probe, smtp: WireSMTP) -> None:
     with probe.step("quit") as note:
         try:
             smtp.quit()
@@ -218,7 +74,7 @@ def probe_smtp(
     """
 
     def body(probe: Probe) -> None:
-        smtp = _handshake(probe, policy)
+        smtp = handshake(probe, policy)
         try:
             _envelope(probe, smtp, sender, recipient)
             if recipient:
@@ -237,7 +93,7 @@ def probe_smtp(
     return Probe("smtp", endpoint, deadline_s=deadline_s).run(body)
 
 
-def _envelope(probe: Probe, smtp: _WireSMTP, sender: str, recipient: str) -> None:
+def _envelope(probe: Probe, smtp: WireSMTP, sender: str, recipient: str) -> None:
     if not sender:
         probe.skip("mail_from", "no sender address given")
         return
@@ -261,7 +117,7 @@ def send_test_message(
     text: str = "This is a test message sent by Postroom to check the account's settings.\n",
 ) -> CheckResult:
     """Really send a small message from `sender` to `recipient`; the result has the transcript."""
-    _check_addresses([sender, recipient])
+    check_addresses([sender, recipient])
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = sender, recipient, subject
     message["Date"] = formatdate(localtime=True)
@@ -270,13 +126,13 @@ def send_test_message(
     raw = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
 
     def body(probe: Probe) -> None:
-        smtp = _handshake(probe, policy)
+        smtp = handshake(probe, policy)
         try:
             _envelope(probe, smtp, sender, recipient)
             with probe.step("data") as note:
                 note.message = _expect(*smtp.docmd("DATA"), 354)
             with probe.step("message") as note:
-                smtp.send(_dot_stuffed(raw))
+                smtp.send(dot_stuffed(raw))
                 note.message = "accepted: " + _expect(*smtp.getreply(), 250)
             _quit(probe, smtp)
         finally:
@@ -285,60 +141,12 @@ def send_test_message(
     return Probe("smtp", endpoint, deadline_s=deadline_s).run(body)
 
 
-def _dot_stuffed(raw: bytes) -> bytes:
-    """CRLF line ends (RFC 5321 §2.3.8), leading dots doubled (§4.5.2), then CRLF . CRLF.
-
-    bytes.replace, not regular expressions: this runs once per message on the delivery path
-    and is several times faster (a bare CR stays as it is, as before).
-    """
-    data = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n").replace(b"\n.", b"\n..")
-    if data.startswith(b"."):
-        data = b"." + data
-    if not data.endswith(b"\r\n"):
-        data += b"\r\n"
-    return data + b".\r\n"
-
-
-def _path(address: str) -> str:
-    """An envelope address as an SMTP path (RFC 5321 §4.1.2); "" is the null path "<>".
-
-    Callers pass bare addresses (checked by _check_addresses), so smtplib's quoteaddr, which
-    re-parses every address with email.utils, is not needed on the hot path.
-    """
-    return f"<{address}>"
-
-
-def _check_addresses(addresses: Sequence[str]) -> None:
-    bad = [a for a in addresses if any(c in a for c in "\r\n\0")]
-    if bad:
-        raise errors.InvalidInput(fields={"address": "line breaks and NUL are not allowed"})
-
-
-@dataclass(frozen=True, slots=True)
-class SendOutcome:
-    """What happened to one message: a final result per recipient, and the DATA reply.
-
-    `unknown` is True when the connection was lost after the final "." was sent: the server
-    may or may not have accepted the message. Re-send it with the same Message-ID.
-    Recipients refused at RCPT keep their RCPT reply; accepted ones carry the DATA reply.
-    """
-
-    recipients: tuple[RecipientResult, ...]
-    data: Reply | None = None
-    unknown: bool = False
-
-    @property
-    def accepted(self) -> tuple[str, ...]:
-        return tuple(
-            r.address for r in self.recipients if r.stage == "data" and 200 <= r.code < 300
-        )
-
-
 class SmtpSession(Session):
     """One SMTP connection reused for many messages.
 
         with SmtpSession(endpoint, policy=policy) as session:
-            outcome = session.send("a@example.com", ["b@example.net"], raw)
+            first = session.send(a.envelope_from, a.recipients, a.raw, then=b)
+            second = session.send(b.envelope_from, b.recipients, b.raw)
 
     `open()` raises ConnectFailed, ProtocolTimeout, TlsFailed, AuthFailed, ReplyError or
     DestinationRefused; `handshake` keeps its CheckResult (steps + transcript) for logging.
@@ -346,6 +154,15 @@ class SmtpSession(Session):
     the connection) when the conversation broke before the final ".".
     `operation_deadline_s` bounds open() and each send() separately. `transcript` records the
     whole conversation; without one only the handshake is recorded (in `handshake`).
+
+    Pipelining (RFC 2920), when the server offers it: MAIL, every RCPT and DATA leave in one
+    write. With `then` (the message the caller will send next) it also crosses messages, as
+    §3.1 allows the content to be the first "command" of a group and DATA the last: this
+    body, its final "." and `then`'s envelope leave in ONE write, so a run of messages costs
+    one write and one round trip each. The replies to `then`'s envelope are read by the next
+    send(), which must be for `then`: a failure there is `then`'s ("broke before the final
+    '.'", raised), never this message's, whose outcome was returned first. Without
+    PIPELINING every command waits for its reply and `then` changes nothing.
     """
 
     protocol = "smtp"
@@ -361,118 +178,106 @@ class SmtpSession(Session):
         super().__init__(
             endpoint, policy=policy, deadline_s=operation_deadline_s, transcript=transcript
         )
-        self._smtp: _WireSMTP | None = None
+        self._smtp: WireSMTP | None = None
         self._wire: Wire | None = None
+        # `then` of the last send(): its envelope was written, its replies are still unread.
+        self._ahead: Transaction | None = None
+        self._step = "mail_from"  # where a failure happened, for classify()
 
     @property
     def is_open(self) -> bool:
         return self._smtp is not None
 
+    @property
+    def writes(self) -> int:
+        """Writes to the socket on the current connection, handshake included (0 when closed):
+        the measure of pipelining, one per message with PIPELINING and `then`."""
+        return self._smtp.writes if self._smtp is not None else 0
+
     def open(self) -> None:
         if self._smtp is not None:
             return
-        self._smtp, self._wire = self._open_with(_handshake)
+        self._smtp, self._wire = self._open_with(handshake)
 
-    def send(self, envelope_from: str, recipients: Sequence[str], raw: bytes) -> SendOutcome:
-        if not recipients:
-            raise errors.InvalidInput(fields={"recipients": "at least one recipient is needed"})
-        _check_addresses([envelope_from, *recipients])
+    def send(
+        self,
+        envelope_from: str,
+        recipients: Sequence[str],
+        raw: bytes,
+        *,
+        then: Mail | None = None,
+    ) -> SendOutcome:
+        """Send one message; `then` is the message the caller sends next (see the class).
+
+        InvalidInput (bad addresses, no recipients, UTF-8 addresses without SMTPUTF8) is
+        raised before anything is written; an invalid `then` just does not ride along, so its
+        own send() raises. ValueError if the previous send() had another message as `then`.
+        """
+        mail = Mail(envelope_from, tuple(recipients), raw)
+        check(mail)
         smtp, wire = self._begin()
-        payload = _dot_stuffed(raw)
-        options = [f"SIZE={len(payload)}"] if smtp.has_extn("size") else []
-        if smtp.has_extn("8bitmime") and not raw.isascii():
-            options.append("BODY=8BITMIME")
-        if not all(a.isascii() for a in [envelope_from, *recipients]):
-            if not smtp.has_extn("smtputf8"):  # RFC 6531: UTF-8 addresses need SMTPUTF8
-                raise errors.InvalidInput(
-                    fields={"recipients": "the server cannot take non-ASCII addresses"}
-                )
-            options.append("SMTPUTF8")
-            smtp.command_encoding = "utf-8"
-        # RFC 2920: with PIPELINING, MAIL, every RCPT and DATA leave in one write and their
-        # replies are read in order: two round trips per message instead of 3 + recipients.
-        # Without it each command waits for its reply. The lines are what smtplib's mail(),
-        # rcpt() and docmd() send, minus quoteaddr (see _path).
-        pipelined = smtp.has_extn("pipelining")
-        lines = [
-            "mail FROM:" + " ".join([_path(envelope_from), *options]),
-            *("rcpt TO:" + _path(a) for a in recipients),
-            "data",
-        ]
-        pending = iter(lines)
-        step = "mail_from"
-
-        def reply() -> Reply:
-            line = next(pending)
-            if not pipelined:
-                smtp.send(line + "\r\n")
-            return self._reply(smtp.getreply())
-
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead.mail != mail:
+            self._drop()  # that transaction is half done on the server; closing aborts it
+            raise ValueError("send() is not for the message given as `then` before")
+        tx = ahead if ahead is not None else prepare(mail, smtp.esmtp_features)
         try:
-            if pipelined:
-                smtp.send("".join(line + "\r\n" for line in lines))
-            mail = reply()
-            if mail.code != 250 and not pipelined:
-                return self._abandon(
-                    [
-                        RecipientResult.from_reply(r, mail.code, mail.text, "mail")
-                        for r in recipients
-                    ]
-                )
-            step = "rcpt_to"
-            results = []
-            for address in recipients:
-                answer = reply()  # after a refused MAIL (pipelined) only MAIL's reply counts
-                stage, answer = ("rcpt", answer) if mail.code == 250 else ("mail", mail)
-                results.append(RecipientResult.from_reply(address, answer.code, answer.text, stage))
-            accepted = {r.address for r in results if r.code in (250, 251)}
-            if not accepted and not pipelined:
-                return self._abandon(results)
-            step = "data"
-            start = reply()
-            if not accepted:
-                if start.code == 354:  # closing before the final "." sends nothing (§3.8)
-                    self._drop()
-                    return SendOutcome(tuple(results))
-                return self._abandon(results)
-            if start.code != 354:
-                return self._abandon([_final(r, start, accepted) for r in results], data=start)
-            smtp.send(payload)
+            replies = self._read_envelope(smtp, tx) if ahead else self._start(smtp, tx)
         except Exception as exc:
+            raise self._broken(exc) from exc
+        verdict = judge(mail.recipients, replies)
+        if verdict.action is Action.DROP:  # closing before the final "." sends nothing (§3.8)
             self._drop()
-            context = ProbeContext(
-                "smtp", step, self.endpoint.host, self.endpoint.port, self.endpoint.security
+            return verdict.outcome
+        if verdict.action is Action.RESET:
+            return self._abandon(verdict)
+        following = self._lookahead(smtp, then)
+        self._step = "data"
+        try:
+            smtp.send_parts(
+                [tx.payload, b"".join(following.commands)] if following else [tx.payload]
             )
-            raise as_error(classify(exc, context), exc) from exc
-        try:
-            final = self._reply(smtp.getreply())
         except Exception as exc:
-            wire.info(f"no answer after the final '.': {exc}; the message may have been accepted")
-            self._drop()
-            return SendOutcome(tuple(results), unknown=True)
+            if following is None:
+                raise self._broken(exc) from exc
+            # This body's final "." and `then`'s envelope were one write, and sendall cannot
+            # say how much of it left: the "." may have, so the message may have arrived.
+            return self._unknown(wire, verdict, f"the write with the final '.' failed: {exc}")
+        try:
+            final = self._reply(smtp)
+        except Exception as exc:
+            return self._unknown(wire, verdict, f"no answer after the final '.': {exc}")
         if final.code == 421:
-            self._drop()
-        return SendOutcome(tuple(_final(r, final, accepted) for r in results), data=final)
+            self._drop()  # `then`'s envelope went with this connection; its send() reconnects
+        else:
+            self._ahead = following
+        return delivered(verdict, final)
 
     def reset(self) -> None:
-        """RSET: abandon a half-done transaction and keep the connection."""
+        """RSET: abandon a half-done transaction and keep the connection.
+
+        While a `then` is pending its DATA may have been answered 354, after which RSET would
+        be message text: then the connection is closed instead, which aborts it (§3.8).
+        """
         smtp, _ = self._begin()
+        if self._ahead is not None:
+            self._drop()
+            return
+        self._step = "rset"
         try:
             _expect(*smtp.rset(), 250)
         except Exception as exc:
-            self._drop()
-            context = ProbeContext(
-                "smtp", "rset", self.endpoint.host, self.endpoint.port, self.endpoint.security
-            )
-            raise as_error(classify(exc, context), exc) from exc
+            raise self._broken(exc) from exc
 
     def close(self) -> None:
-        """QUIT politely; a server that already left is not an error."""
+        """QUIT politely; a server that already left is not an error. A pending `then` is
+        abandoned by closing without QUIT (after a 354, QUIT would be message text)."""
         if self._smtp is None:
             return
-        with contextlib.suppress(smtplib.SMTPException, OSError, errors.ProtocolError):
-            smtp, _ = self._begin()
-            smtp.quit()
+        if self._ahead is None:
+            with contextlib.suppress(smtplib.SMTPException, OSError, errors.ProtocolError):
+                smtp, _ = self._begin()
+                smtp.quit()
         self._drop()
 
     def __enter__(self) -> SmtpSession:
@@ -484,39 +289,88 @@ class SmtpSession(Session):
     ) -> None:
         self.close()
 
-    def _begin(self) -> tuple[_WireSMTP, Wire]:
+    def _begin(self) -> tuple[WireSMTP, Wire]:
         """Start an operation: the session must be open; the deadline starts now."""
         if self._smtp is None or self._wire is None:
             raise errors.ConnectFailed("the SMTP session is not open")
         self._wire.deadline = Deadline(self._deadline_s)
         return self._smtp, self._wire
 
-    @staticmethod
-    def _reply(answer: tuple[int, Any]) -> Reply:
-        code, text = answer
-        if not 100 <= code <= 599:
-            raise errors.ProtocolError(f"unreadable reply {_text(text)!r}")
-        return Reply(code, _text(text))
+    def _start(self, smtp: WireSMTP, tx: Transaction) -> EnvelopeReplies:
+        """Send the envelope and read its replies: in one write with PIPELINING, else each
+        command waiting for its reply and none sent once the transaction cannot succeed."""
+        self._step = "mail_from"
+        if smtp.has_extn("pipelining"):
+            smtp.send_parts([b"".join(tx.commands)])
+            return self._read_envelope(smtp, tx)
+        mail = self._command(smtp, tx.commands[0])
+        if mail.code != 250:
+            return EnvelopeReplies(mail)
+        self._step = "rcpt_to"
+        rcpt = tuple(self._command(smtp, command) for command in tx.commands[1:-1])
+        if not any(r.code in ACCEPTED for r in rcpt):
+            return EnvelopeReplies(mail, rcpt)
+        self._step = "data"
+        return EnvelopeReplies(mail, rcpt, self._command(smtp, tx.commands[-1]))
 
-    def _abandon(self, results: list[RecipientResult], data: Reply | None = None) -> SendOutcome:
+    def _read_envelope(self, smtp: WireSMTP, tx: Transaction) -> EnvelopeReplies:
+        """The replies to a pipelined envelope, in order: MAIL, one per RCPT, DATA."""
+        self._step = "mail_from"
+        mail = self._reply(smtp)
+        self._step = "rcpt_to"
+        rcpt = tuple(self._reply(smtp) for _ in tx.mail.recipients)
+        self._step = "data"
+        return EnvelopeReplies(mail, rcpt, self._reply(smtp))
+
+    def _command(self, smtp: WireSMTP, command: bytes) -> Reply:
+        smtp.send(command)
+        return self._reply(smtp)
+
+    @staticmethod
+    def _reply(smtp: WireSMTP) -> Reply:
+        code, text = smtp.getreply()
+        if not 100 <= code <= 599:
+            raise errors.ProtocolError(f"unreadable reply {reply_text(text)!r}")
+        return Reply(code, reply_text(text))
+
+    @staticmethod
+    def _lookahead(smtp: WireSMTP, then: Mail | None) -> Transaction | None:
+        """`then` ready to ride with this body; None without PIPELINING or when `then` is
+        invalid (its own send() raises InvalidInput then, before anything is written)."""
+        if then is None or not smtp.has_extn("pipelining"):
+            return None
+        try:
+            check(then)
+            return prepare(then, smtp.esmtp_features)
+        except errors.InvalidInput:
+            return None
+
+    def _abandon(self, verdict: Verdict) -> SendOutcome:
         """End a refused transaction with RSET so the connection can carry the next message."""
-        codes = {r.code for r in results} | ({data.code} if data else set())
-        if 421 in codes:  # the server is closing the channel (RFC 5321 §3.8)
+        if verdict.closing:
             self._drop()
         else:
             # If RSET fails the next open() starts afresh; this message's outcome is known.
             with contextlib.suppress(errors.ProtocolError):
                 self.reset()
-        return SendOutcome(tuple(results), data=data)
+        return verdict.outcome
+
+    def _unknown(self, wire: Wire, verdict: Verdict, note: str) -> SendOutcome:
+        """The final "." may have been taken: the caller re-sends with the same Message-ID."""
+        wire.info(f"{note}; the message may have been accepted")
+        self._drop()
+        return SendOutcome(verdict.results, unknown=True)
+
+    def _broken(self, exc: Exception) -> errors.ProtocolError:
+        """Close the connection; `exc` classified as the failure of the step in progress."""
+        self._drop()
+        endpoint = self.endpoint
+        context = ProbeContext("smtp", self._step, endpoint.host, endpoint.port, endpoint.security)
+        return as_error(classify(exc, context), exc)
 
     def _drop(self) -> None:
         if self._smtp is not None:
             self._smtp.close()
         self._smtp = None
         self._wire = None
-
-
-def _final(result: RecipientResult, reply: Reply, accepted: set[str]) -> RecipientResult:
-    if result.address not in accepted:
-        return result
-    return RecipientResult.from_reply(result.address, reply.code, reply.text, "data")
+        self._ahead = None

@@ -4,6 +4,12 @@
                   max_messages_per_connection each, at most max_connections per account)
     deliver_chunk(chunk) → open ONE SmtpSession → for each message: send → record its result
 
+On a server with PIPELINING each message's body carries the next message's envelope in the
+same write (RFC 2920 across messages, see SmtpSession.send): one write and one round trip per
+message. So the next message is taken before this one's body goes, and a stop request takes
+effect one message later (the rate limit is settled before the first): a message taken is
+always tried and its result recorded like any other, never left behind with its envelope out.
+
 Reply classes decide (RFC 5321 §4.2.1): 2xx sent, 4xx and network errors deferred with the
 retry policy's backoff, 5xx failed for that recipient only. A connection lost after the final
 "." is "unknown" and the message is re-sent later with the same bytes and Message-ID. An auth
@@ -32,7 +38,7 @@ from postroom.domain.outbox import (
 )
 from postroom.protocols.endpoints import NetworkPolicy
 from postroom.protocols.sendmail import send_via_sendmail
-from postroom.protocols.smtp import SmtpSession
+from postroom.protocols.smtp import Mail, SmtpSession
 from postroom.protocols.transcript import Transcript
 from postroom.services.accounts import AccountService
 from postroom.services.log import SystemLogService
@@ -184,8 +190,10 @@ class DeliveryService:
             return []
         results: list[DeliveryResult] = []
         session: SmtpSession | None = None
+        go_ahead = self._go_ahead(run, messages, stop)
         try:
-            for message in self._go_ahead(run, messages, stop):
+            message = next(go_ahead, None)
+            while message is not None:
                 if session is None or not session.is_open:
                     assert run.recorder is not None
                     run.recorder.flush()  # connecting may take long: commit what is known
@@ -194,7 +202,11 @@ class DeliveryService:
                     except errors.PostroomError as exc:
                         rest = list(messages[messages.index(message) :])
                         return results + self._open_failed(run, rest, stop, capture, exc)
-                results.append(self._send(run, session, message))
+                # Taken now because its envelope rides with this body; it is sent next in
+                # any case (after a reconnect if this send closed the connection).
+                following = next(go_ahead, None)
+                results.append(self._send(run, session, message, following))
+                message = following
         finally:
             if session is not None:
                 session.close()
@@ -205,7 +217,7 @@ class DeliveryService:
     ) -> Iterator[ClaimedMessage]:
         """The messages that may go now, one at a time; the rest are released, never failed.
 
-        A stop request releases what was not started. The rate limit counts this account's
+        A stop request releases what was not taken yet. The rate limit counts this account's
         attempts in the last period across all workers (the attempt log is shared); a full
         window delays the remaining messages until the oldest attempt leaves it.
         """
@@ -330,11 +342,19 @@ class DeliveryService:
                 conn=conn,
             )
 
-    def _send(self, run: Run, session: SmtpSession, message: ClaimedMessage) -> DeliveryResult:
+    def _send(
+        self,
+        run: Run,
+        session: SmtpSession,
+        message: ClaimedMessage,
+        following: ClaimedMessage | None,
+    ) -> DeliveryResult:
+        """Send `message` (with `following`'s envelope pipelined along) and record its result
+        now, before `following` is sent: its outcome never waits for the next message's."""
         started = utcnow()
-        addresses = [r.address for r in message.recipients]
+        mail, then = _mail(message), _mail(following) if following is not None else None
         try:
-            outcome = session.send(message.envelope_from, addresses, message.raw)
+            outcome = session.send(mail.envelope_from, mail.recipients, mail.raw, then=then)
         except errors.PostroomError as exc:
             # Broke before the final ".": nothing was accepted; try again later.
             return self._results.defer(run, message, exc.message)
@@ -387,3 +407,7 @@ class DeliveryService:
         except errors.NotFound:
             return None
         return backup if self._usable(backup) else None
+
+
+def _mail(message: ClaimedMessage) -> Mail:
+    return Mail(message.envelope_from, tuple(r.address for r in message.recipients), message.raw)

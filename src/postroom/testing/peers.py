@@ -1,7 +1,8 @@
 """Real peers for tests, on 127.0.0.1 with OS-chosen ports.
 
 - `SmtpPeer`: aiosmtpd in-process — plain, STARTTLS (required) or implicit TLS; AUTH PLAIN/LOGIN
-  against a user table; a thread-safe capture of received messages; chosen recipients refused.
+  against a user table; a thread-safe capture of received messages; chosen senders and
+  recipients refused; PIPELINING offered on request.
 - `ScriptedPeer`: a hostile line server playing a `Script` (greeting, replies by command
   prefix, drop, silence, endless lines, huge lines) for any line protocol (SMTP, IMAP, POP3).
 
@@ -36,12 +37,23 @@ class ReceivedMessage:
 
 
 class _Capture:
-    """aiosmtpd handler: refuse chosen recipients, keep every accepted message."""
+    """aiosmtpd handler: refuse chosen senders and recipients, keep every accepted message."""
 
-    def __init__(self, refused: Mapping[str, str]) -> None:
+    def __init__(self, refused: Mapping[str, str], refused_senders: Mapping[str, str]) -> None:
         self.lock = threading.Lock()
         self.messages: list[ReceivedMessage] = []
         self.refused = {k.lower(): v for k, v in refused.items()}
+        self.refused_senders = {k.lower(): v for k, v in refused_senders.items()}
+
+    async def handle_MAIL(  # noqa: N802 - aiosmtpd's hook name
+        self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
+    ) -> str:
+        refusal = self.refused_senders.get(address.lower())
+        if refusal:
+            return refusal  # no sender set: aiosmtpd answers the RCPTs after it with 503
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
@@ -60,6 +72,17 @@ class _Capture:
         with self.lock:
             self.messages.append(message)
         return "250 2.0.0 OK queued"
+
+
+class _PipeliningCapture(_Capture):
+    """Also offers PIPELINING (RFC 2920), which aiosmtpd does not: it reads each command from
+    its buffered stream in order, so pipelined commands are answered like lock-step ones."""
+
+    async def handle_EHLO(  # noqa: N802 - aiosmtpd's hook name
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname  # what aiosmtpd does itself when there is no hook
+        return [*responses[:-1], "250-PIPELINING", responses[-1]]
 
 
 class _Authenticator:
@@ -94,7 +117,8 @@ class SmtpPeer:
 
     `users` enables AUTH PLAIN/LOGIN (offered over plaintext too in "plain" mode; `auth_exclude`
     withdraws mechanisms, e.g. ("PLAIN",) to force LOGIN);
-    `refuse` maps recipient → reply, e.g. {"nobody@example.test": "550 5.1.1 No such user"}.
+    `refuse` maps recipient → reply, e.g. {"nobody@example.test": "550 5.1.1 No such user"},
+    and `refuse_senders` envelope sender → reply for MAIL; `pipelining` offers PIPELINING.
     """
 
     def __init__(
@@ -104,7 +128,9 @@ class SmtpPeer:
         cert: ServerCert | None = None,
         users: Mapping[str, str] | None = None,
         refuse: Mapping[str, str] | None = None,
+        refuse_senders: Mapping[str, str] | None = None,
         auth_exclude: Sequence[str] = (),
+        pipelining: bool = False,
     ) -> None:
         if mode not in ("plain", "starttls", "ssl"):
             raise ValueError(f"unknown mode {mode!r}")
@@ -112,7 +138,8 @@ class SmtpPeer:
             raise ValueError(f"mode {mode!r} needs a certificate")
         self.mode = mode
         self.host = LOOPBACK
-        self._capture = _Capture(refuse or {})
+        handler = _PipeliningCapture if pipelining else _Capture
+        self._capture = handler(refuse or {}, refuse_senders or {})
         listener = socket.create_server((LOOPBACK, 0))
         self.port: int = listener.getsockname()[1]
         kwargs: dict[str, Any] = {"server_hostname": "peer.test", "ready_timeout": 10.0}
@@ -180,15 +207,16 @@ class Script:
 
     With `tagged` (IMAP) the prefix is matched after the client's tag, and "{tag}" in a reply
     is replaced by that tag. After a reply starting with "354" the peer reads message data up
-    to the "." line and then plays `after_data` (SMTP DATA). `drop_after` closes the connection
-    when client line N+1 arrives. `tls` upgrades the connection after a reply starting with
-    `tls_after`.
+    to the "." line and then plays `after_data` (SMTP DATA), or for the first messages of a
+    connection `data_replies` in turn. `drop_after` closes the connection when client line N+1
+    arrives. `tls` upgrades the connection after a reply starting with `tls_after`.
     """
 
     greeting: Action = b"220 scripted.test ESMTP\r\n"
     replies: tuple[tuple[bytes, Action], ...] = ()
     default: Action = b"250 OK\r\n"
     after_data: Action = b"250 2.0.0 OK queued\r\n"
+    data_replies: tuple[Action, ...] = ()
     drop_after: int | None = None
     tls: ssl.SSLContext | None = field(default=None, compare=False)
     tls_after: bytes = b"220 2.0.0 Ready to start TLS"
@@ -226,6 +254,7 @@ class _Handler(socketserver.StreamRequestHandler):
         reader, sock = self.rfile, self.connection
         self._play(sock, script.greeting)
         count, in_data = 0, False
+        data_replies = iter(script.data_replies)
         while True:
             line = reader.readline(65536)
             if not line:
@@ -234,7 +263,7 @@ class _Handler(socketserver.StreamRequestHandler):
             if in_data:
                 if line.rstrip(b"\r\n") == b".":
                     in_data = False
-                    self._play(sock, script.after_data)
+                    self._play(sock, next(data_replies, script.after_data))
                 continue
             count += 1
             if script.drop_after is not None and count > script.drop_after:

@@ -31,7 +31,8 @@ class Received:
 
 @dataclass
 class Script:
-    """Replies by command: keys 'greeting', 'MAIL', 'RCPT', 'RCPT:<address>', 'DATA', 'DOT'."""
+    """Replies by command: keys 'greeting', 'AUTH', 'MAIL', 'RCPT', 'RCPT:<address>', 'DATA',
+    'DOT' (the final "."); 'MAIL#2', 'DOT#1' … answer only the n-th of them on a connection."""
 
     replies: dict[str, str] = field(default_factory=dict)
     # Apply the script only to the first N connections (None: always); later ones accept.
@@ -83,9 +84,13 @@ class ScriptedSmtp:
                 self.script.connections is None or self.connections <= self.script.connections
             )
         replies = self.script.replies if scripted else {}
+        seen: Counter[str] = Counter()  # per command, on this connection: for "KEY#n"
 
-        def say(key: str, default: str) -> bool:
-            reply = replies.get(key, default)
+        def reply_for(key: str, default: str) -> str:
+            seen[key] += 1
+            return replies.get(f"{key}#{seen[key]}", replies.get(key, default))
+
+        def say(reply: str) -> bool:
             if reply == DROP:
                 return False
             if reply == STALL:
@@ -94,9 +99,12 @@ class ScriptedSmtp:
             conn.sendall(reply.encode() + b"\r\n")
             return not reply.startswith("421")
 
-        if not say("greeting", "220 scripted.test ESMTP"):
+        if not say(replies.get("greeting", "220 scripted.test ESMTP")):
             return
-        sender, recipients = "", []
+        # Like a real server, RCPT needs an accepted MAIL and DATA an accepted RCPT (answered
+        # in order, pipelined or not); the script can still say anything to any command.
+        sender: str | None = None
+        recipients: list[str] = []
         reader = rfile  # type: ignore[assignment]
         while True:
             line = reader.readline()  # type: ignore[attr-defined]
@@ -114,22 +122,30 @@ class ScriptedSmtp:
             elif verb == "AUTH":
                 with self._lock:
                     self.auth_attempts += 1
-                if not say("AUTH", "235 2.7.0 ok"):
+                if not say(reply_for("AUTH", "235 2.7.0 ok")):
                     return
             elif verb == "MAIL":
-                sender = command.split(":", 1)[1].split()[0].strip("<>")
+                reply = reply_for("MAIL", "250 2.1.0 ok")
+                accepted = reply.startswith("25")
+                sender = command.split(":", 1)[1].split()[0].strip("<>") if accepted else None
                 recipients = []
-                if not say("MAIL", "250 2.1.0 ok"):
+                if not say(reply):
                     return
             elif verb == "RCPT":
                 address = command.split(":", 1)[1].strip().strip("<>")
-                reply = replies.get(f"RCPT:{address}", replies.get("RCPT", "250 2.1.5 ok"))
-                if reply.startswith("25"):
+                default = "250 2.1.5 ok" if sender is not None else "503 5.5.1 need MAIL"
+                reply = replies.get(f"RCPT:{address}", reply_for("RCPT", default))
+                if reply.startswith("25") and sender is not None:
                     recipients.append(address)
-                conn.sendall(reply.encode() + b"\r\n")
-            elif verb == "DATA":
-                if not say("DATA", "354 go ahead"):
+                if not say(reply):
                     return
+            elif verb == "DATA":
+                default = "354 go ahead" if recipients else "554 5.5.1 no valid recipients"
+                reply = reply_for("DATA", default)
+                if not say(reply):
+                    return
+                if not reply.startswith("354"):
+                    continue
                 chunks = []
                 while True:
                     data_line = reader.readline()  # type: ignore[attr-defined]
@@ -138,16 +154,18 @@ class ScriptedSmtp:
                     if data_line == b".\r\n":
                         break
                     chunks.append(data_line[1:] if data_line.startswith(b"..") else data_line)
-                reply = replies.get("DOT", "250 2.0.0 queued")
-                time.sleep(self.script.delay_s)
+                reply = reply_for("DOT", "250 2.0.0 queued")
                 if reply.startswith("25") or reply == DROP:
                     # Recorded before the reply: a drop after "." still delivered it (the case
-                    # that makes the sender's outcome unknown).
+                    # that makes the sender's outcome unknown), and so does a slow reply.
                     with self._lock:
-                        self.received.append(Received(sender, recipients, b"".join(chunks)))
-                if not say("DOT", "250 2.0.0 queued"):
+                        self.received.append(Received(sender or "", recipients, b"".join(chunks)))
+                time.sleep(self.script.delay_s)
+                sender, recipients = None, []
+                if not say(reply):
                     return
             elif verb == "RSET":
+                sender, recipients = None, []
                 conn.sendall(b"250 2.0.0 ok\r\n")
             elif verb == "QUIT":
                 conn.sendall(b"221 2.0.0 bye\r\n")

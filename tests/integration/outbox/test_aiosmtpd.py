@@ -1,5 +1,5 @@
 """Against aiosmtpd (postroom.testing.peers.SmtpPeer): STARTTLS with a verified certificate,
-AUTH, one of three recipients refused, and an immediate send."""
+AUTH, one of three recipients refused, an immediate send, and a pipelined run of messages."""
 
 from __future__ import annotations
 
@@ -81,3 +81,45 @@ def test_immediate_send_over_implicit_tls(tls_container: Container, ca: LocalCA)
     assert done.result is not None
     assert done.result.status is MessageStatus.SENT
     assert done.message.status is MessageStatus.SENT
+
+
+def test_pipelined_run_arrives_complete_byte_exact_and_in_order(
+    tls_container: Container, ca: LocalCA
+) -> None:
+    """With PIPELINING each body carries the next envelope (RFC 2920 §3.1) over STARTTLS."""
+    peer = SmtpPeer(
+        mode="starttls",
+        cert=ca.server_cert(),
+        users={"u": "pw-123456"},
+        pipelining=True,
+        refuse={"nobody@dest.example": "550 5.1.1 No such user"},
+    )
+    with peer:
+        account_id = make_account(
+            tls_container,
+            peer.port,
+            security=Security.STARTTLS,
+            auth_mode=AuthMode.CENTRAL,
+            username="u",
+            password="pw-123456",
+        )
+        to = ["a@dest.example", "nobody@dest.example", "b@dest.example", "c@dest.example"]
+        ids = [
+            tls_container.outbox.submit(
+                SYSTEM, draft(account_id, address, subject=f"m{n}", text=f".dot {n}\nend")
+            ).message.id
+            for n, address in enumerate(to)
+        ]
+        drain(tls_container)
+        received = peer.messages
+    statuses = [tls_container.outbox.get(SYSTEM, i).status for i in ids]
+    assert statuses == [MessageStatus.SENT, MessageStatus.FAILED, *[MessageStatus.SENT] * 2]
+    sent = [i for i, status in zip(ids, statuses, strict=True) if status is MessageStatus.SENT]
+    stored = [tls_container.outbox.raw(SYSTEM, i) for i in sent]
+    # Byte for byte, but for the CRLF that SMTP needs before the final "." (RFC 5321 §4.1.1.4).
+    assert [m.raw for m in received] == [r if r.endswith(b"\r\n") else r + b"\r\n" for r in stored]
+    assert [m.rcpt_tos for m in received] == [
+        ("a@dest.example",),
+        ("b@dest.example",),
+        ("c@dest.example",),
+    ]

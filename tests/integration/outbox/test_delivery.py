@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -9,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from postroom.domain.accounts import Security, SendMode
-from postroom.domain.outbox import MessageStatus, RecipientStatus
+from postroom.domain.outbox import MessageStatus, OutboxMessage, RecipientStatus
 from postroom.storage.tables.core import system_log
 from postroom.storage.types import utcnow
 from postroom.wiring import Container
@@ -164,6 +166,111 @@ def test_idempotency_key_returns_the_first_message(container: Container) -> None
     assert again.created is False
     assert again.message.id == first.message.id
     assert len(peer.received) == 1
+
+
+def _three(container: Container, script: Script) -> tuple[list[OutboxMessage], ScriptedSmtp]:
+    """Three messages (to a@, b@, c@) in one chunk over one reused session."""
+    with ScriptedSmtp(script) as peer:
+        account_id = make_account(container, peer.port)
+        ids = [
+            container.outbox.submit(SYSTEM, draft(account_id, f"{to}@dest.example")).message.id
+            for to in "abc"
+        ]
+        drain(container)
+    return [container.outbox.get(SYSTEM, i) for i in ids], peer
+
+
+def test_drop_after_the_dot_of_message_2_of_3(container: Container) -> None:
+    (first, second, third), peer = _three(container, Script({"DOT#2": DROP}, connections=1))
+    assert first.status is MessageStatus.SENT
+    # Message 2 may have been delivered: unknown, deferred, re-sent with the same Message-ID.
+    assert second.status is MessageStatus.DEFERRED
+    assert second.attempt_log[-1].outcome == "unknown"
+    # Message 3 (its envelope went with message 2's body, pipelined) is not lost.
+    assert third.status is MessageStatus.SENT
+    assert peer.connections == 2
+    assert peer.message_ids() == {m.message_id: 1 for m in (first, second, third)}
+
+
+def test_550_at_mail_of_message_2_leaves_1_and_3_sent(container: Container) -> None:
+    (first, second, third), peer = _three(container, Script({"MAIL#2": "550 5.7.1 refused"}))
+    assert [first.status, second.status, third.status] == [
+        MessageStatus.SENT,
+        MessageStatus.FAILED,
+        MessageStatus.SENT,
+    ]
+    assert second.recipients[0].code == 550
+    assert peer.connections == 1  # RSET, and the same connection carries message 3
+    assert [r.recipients for r in peer.received] == [["a@dest.example"], ["c@dest.example"]]
+
+
+def test_452_on_rcpt_of_message_2_defers_only_it(container: Container) -> None:
+    (first, second, third), peer = _three(
+        container, Script({"RCPT:b@dest.example": "452 4.2.2 mailbox full"})
+    )
+    assert [first.status, second.status, third.status] == [
+        MessageStatus.SENT,
+        MessageStatus.DEFERRED,
+        MessageStatus.SENT,
+    ]
+    assert second.recipients[0].code == 452
+    assert peer.connections == 1
+    assert len(peer.received) == 2
+
+
+def test_554_after_data_of_message_1_while_message_2_is_in_flight(container: Container) -> None:
+    (first, second, third), peer = _three(container, Script({"DOT#1": "554 5.6.0 refused"}))
+    assert [first.status, second.status, third.status] == [
+        MessageStatus.FAILED,
+        MessageStatus.SENT,
+        MessageStatus.SENT,
+    ]
+    assert first.recipients[0].code == 554
+    assert peer.connections == 1
+
+
+def test_421_as_final_reply_defers_and_the_rest_reconnect(container: Container) -> None:
+    script = Script({"DOT#2": "421 4.3.2 shutting down"}, connections=1)
+    (first, second, third), peer = _three(container, script)
+    assert [first.status, second.status, third.status] == [
+        MessageStatus.SENT,
+        MessageStatus.DEFERRED,
+        MessageStatus.SENT,
+    ]
+    assert second.recipients[0].code == 421
+    assert peer.connections == 2
+
+
+def test_stop_finishes_the_message_already_taken(container: Container) -> None:
+    """Stop is set while message 1 waits for its reply: message 2 was already taken (its
+    envelope rides with message 1's body when pipelining), so it is sent; message 3 is
+    released untouched."""
+    stop = threading.Event()
+    with ScriptedSmtp(Script(delay_s=0.3)) as peer:
+        account_id = make_account(container, peer.port)
+        ids = [
+            container.outbox.submit(SYSTEM, draft(account_id, f"{to}@dest.example")).message.id
+            for to in "abc"
+        ]
+
+        def stop_after_the_first_dot() -> None:
+            while not peer.received:
+                time.sleep(0.01)
+            stop.set()
+
+        watcher = threading.Thread(target=stop_after_the_first_dot)
+        watcher.start()
+        with container.engine.begin() as conn:
+            batch = container.outbox_repo.claim(conn, "w", 100, 60, utcnow())
+        (chunk,) = container.delivery.plan(batch, "w")
+        results = container.delivery.deliver_chunk(chunk, "w", stop)
+        watcher.join()
+    first, second, third = (container.outbox.get(SYSTEM, i) for i in ids)
+    assert [r.message_id for r in results] == ids[:2]
+    assert [first.status, second.status] == [MessageStatus.SENT, MessageStatus.SENT]
+    assert third.status is MessageStatus.QUEUED
+    assert third.attempts == 0
+    assert len(peer.received) == 2
 
 
 def _query(*statuses: MessageStatus):

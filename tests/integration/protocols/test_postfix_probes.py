@@ -10,7 +10,7 @@ import pytest
 from postroom.domain.accounts import Security
 from postroom.domain.checks import ErrorClass, Field
 from postroom.protocols.endpoints import LOOPBACK_CIDRS, Endpoint, NetworkPolicy, Secret
-from postroom.protocols.smtp import SmtpSession, probe_smtp
+from postroom.protocols.smtp import Mail, SmtpSession, probe_smtp
 from postroom.testing.dovecot import DovecotServer
 from postroom.testing.postfix import PostfixServer
 
@@ -103,3 +103,30 @@ def test_session_delivers_through_postfix_to_dovecot(
     assert outcome.data is not None
     assert outcome.data.enhanced_status == "2.0.0"
     assert dovecot.find_message(user, message_id, timeout_s=20) is not None
+
+
+def test_session_pipelines_messages_through_postfix(
+    postfix: PostfixServer, dovecot: DovecotServer, user: str
+) -> None:
+    """Postfix offers PIPELINING: each body carries the next envelope (RFC 2920 §3.1)."""
+    address = dovecot.address(user)
+    ids = [make_msgid(domain="postroom.test") for _ in range(3)]
+    mails = [
+        Mail(
+            address,
+            (address,),
+            f"From: {address}\r\nTo: {address}\r\nSubject: pipelined {n}\r\n"
+            f"Message-ID: {message_id}\r\n\r\nMessage {n}.\r\n".encode(),
+        )
+        for n, message_id in enumerate(ids)
+    ]
+    with SmtpSession(endpoint(postfix, dovecot, "submission", user), policy=POLICY) as session:
+        before = session.writes
+        outcomes = [
+            session.send(m.envelope_from, m.recipients, m.raw, then=nxt)
+            for m, nxt in zip(mails, [*mails[1:], None], strict=True)
+        ]
+        assert session.writes - before == len(mails) + 1
+    assert [o.accepted for o in outcomes] == [(address,)] * len(mails)
+    for message_id in ids:
+        assert dovecot.find_message(user, message_id, timeout_s=20) is not None
