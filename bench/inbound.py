@@ -2,7 +2,8 @@
 
 Fills a mailbox with N varied messages (default 10,000) over one LMTP connection, then measures:
   raw_mps            messages/s of a bare IMAPClient `UID FETCH` of BODY.PEEK[], FLAGS,
-                     INTERNALDATE, RFC822.SIZE in batches of the fetch batch size (bytes dropped)
+                     INTERNALDATE, RFC822.SIZE in batches of the fetch batch size (bytes dropped);
+                     after an untimed warm-up pass, best of a run before and one after Postroom's
   postroom_mps       messages/s of Postroom's first full sync (store raw, parse, index, cursor)
   ratio              postroom_mps / raw_mps                                   (target >= 0.5)
   incremental_ratio  time of a sync with 10 new messages / time of the full sync (target <= 0.02)
@@ -155,6 +156,10 @@ def main() -> None:
         print(f"filling the mailbox with {args.count} messages over LMTP …", file=sys.stderr)
         fill(dovecot, "bench", [varied(i) for i in range(args.count)])
 
+        # Dovecot builds its index cache on the first FETCH of a mailbox; whoever goes first
+        # pays for it. One untimed pass warms it, then the reference is timed before and after
+        # Postroom's sync and its best run counts, so machine noise cannot flatter the ratio.
+        raw_fetch(dovecot, "bench")
         count, raw_s = raw_fetch(dovecot, "bench")
         raw_mps = count / raw_s
         print(f"raw IMAPClient: {count} in {raw_s:.2f} s", file=sys.stderr)
@@ -169,6 +174,9 @@ def main() -> None:
         assert report.ok, report.error
         postroom_mps = report.fetched / full_s
         print(f"postroom first sync: {report} in {full_s:.2f} s", file=sys.stderr)
+        count, raw_s = raw_fetch(dovecot, "bench")
+        raw_mps = max(raw_mps, count / raw_s)
+        print(f"raw IMAPClient again: {count} in {raw_s:.2f} s", file=sys.stderr)
 
         fill(dovecot, "bench", [varied(args.count + i) for i in range(10)])
         start = time.perf_counter()
