@@ -194,6 +194,12 @@ class Transcript:
     def info(self, text: str) -> None:
         self._add("info", text)
 
+    def connected(self, text: str) -> None:
+        """A new connection starts: note it, and forget the protocol state of the last one
+        (an AUTH or a 354 left open when that connection was dropped)."""
+        self._redactor = type(self._redactor)()
+        self._add("info", text)
+
     def _add(self, direction: str, text: str) -> None:
         if self._truncated:
             return

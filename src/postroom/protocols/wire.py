@@ -70,6 +70,10 @@ class Wire:
         if self.transcript is not None:
             self.transcript.info(text)
 
+    def connected(self, text: str) -> None:
+        if self.transcript is not None:
+            self.transcript.connected(text)
+
 
 def open_connection(policy: NetworkPolicy, wire: Wire) -> socket.socket:
     """Resolve once through `policy` and connect to the first reachable address.
@@ -89,7 +93,7 @@ def open_connection(policy: NetworkPolicy, wire: Wire) -> socket.socket:
             wire.info(f"connecting to {address.ip} port {address.port} failed: {exc}")
             last_error = exc
             continue
-        wire.info(f"connected to {address.ip} port {address.port}")
+        wire.connected(f"connected to {address.ip} port {address.port}")
         return sock
     assert last_error is not None  # resolve() never returns an empty list
     raise last_error

@@ -63,6 +63,16 @@ def test_smtp_message_data_is_summarised() -> None:
     assert texts(t) == ["DATA", "[message data: 29 bytes]"]
 
 
+def test_a_new_connection_forgets_a_354_left_open() -> None:
+    # A connection dropped after 354 without data: the next connection's first command is a
+    # command again, not "message data".
+    t = Transcript("smtp")
+    t.server(b"354 go ahead\r\n")
+    t.connected("connected to 127.0.0.1 port 25")
+    t.client(b"EHLO [127.0.0.1]\r\n")
+    assert texts(t) == ["EHLO [127.0.0.1]"]
+
+
 def test_imap_login_keeps_user_and_hides_password() -> None:
     t = Transcript("imap")
     t.client(f'A001 LOGIN alice "{PASSWORD}"\r\n'.encode())
