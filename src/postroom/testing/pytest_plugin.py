@@ -11,10 +11,12 @@ POSTROOM_REQUIRE_SERVICES=1). Tests that use a fixture get its marker (`dovecot`
     postfix        PostfixServer using that Dovecot for SASL and LMTP delivery of postroom.test
     smtp_sink      the session's SmtpSink, cleared (count 0, no dumps) for each test
     postgres_url   SQLAlchemy URL of a fresh database, dropped at the end of the session
+    own_postgres_url  the same for one test (`postgres_database()` for other scopes)
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Iterator
@@ -34,6 +36,7 @@ _MARKED_FIXTURES = {
     "postfix": "postfix",
     "smtp_sink": "postfix",
     "postgres_url": "postgres",
+    "own_postgres_url": "postgres",
 }
 
 
@@ -92,16 +95,17 @@ def smtp_sink(_smtp_sink_session: SmtpSink) -> SmtpSink:
     return _smtp_sink_session
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """`postgresql+psycopg://…/postroom_test_<random>`: created now, dropped (forced) at the end."""
+@contextlib.contextmanager
+def postgres_database(prefix: str = "postroom_test") -> Iterator[str]:
+    """`postgresql+psycopg://…/<prefix>_<random>`: a new, empty database, dropped (forced) on
+    exit. An unreachable server goes through `missing_service`."""
     import psycopg  # here, so suites without PostgreSQL never import the driver
     from psycopg.conninfo import conninfo_to_dict
     from sqlalchemy.engine import URL
 
     dsn = os.environ.get("POSTROOM_TEST_POSTGRES_DSN", DEFAULT_POSTGRES_ADMIN_DSN)
     params = conninfo_to_dict(dsn)
-    name = f"postroom_test_{secrets.token_hex(6)}"
+    name = f"{prefix}_{secrets.token_hex(6)}"
     try:
         admin = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
@@ -121,3 +125,17 @@ def postgres_url() -> Iterator[str]:
             yield url.render_as_string(hide_password=False)
         finally:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A database shared by the session's tests."""
+    with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def own_postgres_url() -> Iterator[str]:
+    """A database of this test's own (migrations walked down and up, or a schema of its own)."""
+    with postgres_database("postroom_own") as url:
+        yield url

@@ -3,16 +3,13 @@ that never claim one account twice (FOR UPDATE SKIP LOCKED)."""
 
 from __future__ import annotations
 
-import secrets
 import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from alembic import command
-from sqlalchemy.engine import make_url
 
 from postroom.domain.accounts import AccountDraft, IncomingDraft, Security
 from postroom.domain.inbox import InboxQuery
@@ -29,16 +26,14 @@ SYSTEM = Actor.system()
 
 
 @pytest.fixture
-def pg_container(postgres_url: str, tmp_path: Path, dovecot: DovecotServer) -> Iterator[Container]:
+def pg_container(
+    own_postgres_url: str, tmp_path: Path, dovecot: DovecotServer
+) -> Iterator[Container]:
     """A container on a database of its own (the session database is shared with others)."""
-    url = make_url(postgres_url)
-    name = f"postroom_inbox_{secrets.token_hex(4)}"
-    admin_dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin_dsn, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    own = url.set(database=name).render_as_string(hide_password=False)
     c = build(
-        load_settings(database_url=own, var_dir=tmp_path, env="test", ca_file=str(dovecot.cafile))
+        load_settings(
+            database_url=own_postgres_url, var_dir=tmp_path, env="test", ca_file=str(dovecot.cafile)
+        )
     )
     c.migrate()
     try:
@@ -46,8 +41,6 @@ def pg_container(postgres_url: str, tmp_path: Path, dovecot: DovecotServer) -> I
     finally:
         c.fetching.shutdown()
         c.close()
-        with psycopg.connect(admin_dsn, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -37,6 +37,18 @@ def tls_container(tmp_path: Path, ca: LocalCA) -> Iterator[Container]:
     c.close()
 
 
+def _starttls_account(c: Container, port: int) -> int:
+    """An account logging in as u / pw-123456 after STARTTLS (the peers' user)."""
+    return make_account(
+        c,
+        port,
+        security=Security.STARTTLS,
+        auth_mode=AuthMode.CENTRAL,
+        username="u",
+        password="pw-123456",
+    )
+
+
 def test_starttls_auth_and_partial_refusal(tls_container: Container, ca: LocalCA) -> None:
     peer = SmtpPeer(
         mode="starttls",
@@ -45,14 +57,7 @@ def test_starttls_auth_and_partial_refusal(tls_container: Container, ca: LocalCA
         refuse={"b@dest.example": "550 5.1.1 No such user"},
     )
     with peer:
-        account_id = make_account(
-            tls_container,
-            peer.port,
-            security=Security.STARTTLS,
-            auth_mode=AuthMode.CENTRAL,
-            username="u",
-            password="pw-123456",
-        )
+        account_id = _starttls_account(tls_container, peer.port)
         sent = tls_container.outbox.submit(
             SYSTEM, draft(account_id, "a@dest.example", "b@dest.example", "c@dest.example")
         )
@@ -95,14 +100,7 @@ def test_pipelined_run_arrives_complete_byte_exact_and_in_order(
         refuse={"nobody@dest.example": "550 5.1.1 No such user"},
     )
     with peer:
-        account_id = make_account(
-            tls_container,
-            peer.port,
-            security=Security.STARTTLS,
-            auth_mode=AuthMode.CENTRAL,
-            username="u",
-            password="pw-123456",
-        )
+        account_id = _starttls_account(tls_container, peer.port)
         to = ["a@dest.example", "nobody@dest.example", "b@dest.example", "c@dest.example"]
         ids = [
             tls_container.outbox.submit(

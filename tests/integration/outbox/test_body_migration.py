@@ -6,8 +6,6 @@ drops the old table, and with foreign keys on that cascades into recipients and 
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -25,38 +23,18 @@ from postroom.storage.tables.outbox import (
     outbox_recipients,
 )
 from postroom.storage.types import utcnow
-from postroom.testing.services import missing_service
-
-ADMIN_DSN = os.environ.get(
-    "POSTROOM_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"
-)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
     """An engine on a database of its own (this test walks the schema down and up)."""
     if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'migrate.db'}")
-        yield engine
-        engine.dispose()
-        return
-    import psycopg
-
-    name = f"postroom_bodies_{secrets.token_hex(6)}"
-    try:
-        admin = psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        missing_service(f"PostgreSQL is not reachable: {exc}")
-        return
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        url = sa.make_url(ADMIN_DSN).set(drivername="postgresql+psycopg", database=name)
-        engine = make_engine(url.render_as_string(hide_password=False))
-        try:
-            yield engine
-        finally:
-            engine.dispose()
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        url = f"sqlite:///{tmp_path / 'migrate.db'}"
+    else:
+        url = str(request.getfixturevalue("own_postgres_url"))
+    engine = make_engine(url)
+    yield engine
+    engine.dispose()
 
 
 def _counts(conn: sa.Connection) -> tuple[int, int]:

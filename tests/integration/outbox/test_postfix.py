@@ -33,11 +33,10 @@ def tls_container(tmp_path: Path, postfix: PostfixServer) -> Iterator[Container]
     c.close()
 
 
-def test_submission_with_starttls_and_auth_reaches_the_mailbox(
-    tls_container: Container, postfix: PostfixServer, dovecot: DovecotServer
-) -> None:
-    account_id = make_account(
-        tls_container,
+def _alice_on_submission(c: Container, postfix: PostfixServer, dovecot: DovecotServer) -> int:
+    """An account sending as alice through Postfix's submission port (STARTTLS + SASL)."""
+    return make_account(
+        c,
         postfix.ports.submission,
         security=Security.STARTTLS,
         auth_mode=AuthMode.CENTRAL,
@@ -45,6 +44,12 @@ def test_submission_with_starttls_and_auth_reaches_the_mailbox(
         password=dovecot.password("alice"),
         from_address=dovecot.address("alice"),
     )
+
+
+def test_submission_with_starttls_and_auth_reaches_the_mailbox(
+    tls_container: Container, postfix: PostfixServer, dovecot: DovecotServer
+) -> None:
+    account_id = _alice_on_submission(tls_container, postfix, dovecot)
     sent = tls_container.outbox.submit(SYSTEM, draft(account_id, dovecot.address("bob")))
     drain(tls_container)
     message = tls_container.outbox.get(SYSTEM, sent.message.id)
@@ -77,15 +82,7 @@ def test_wrong_password_defers_and_flags_the_account(
 def test_a_run_of_messages_pipelined_through_postfix_reaches_the_mailbox(
     tls_container: Container, postfix: PostfixServer, dovecot: DovecotServer
 ) -> None:
-    account_id = make_account(
-        tls_container,
-        postfix.ports.submission,
-        security=Security.STARTTLS,
-        auth_mode=AuthMode.CENTRAL,
-        username="alice",
-        password=dovecot.password("alice"),
-        from_address=dovecot.address("alice"),
-    )
+    account_id = _alice_on_submission(tls_container, postfix, dovecot)
     ids = [
         tls_container.outbox.submit(
             SYSTEM, draft(account_id, dovecot.address("bob"), subject=f"run {n}")

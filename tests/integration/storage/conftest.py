@@ -7,8 +7,6 @@ once and emptied before and after each test so tests neither see nor leave rows.
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,13 +16,8 @@ import sqlalchemy as sa
 from postroom.settings import load_settings
 from postroom.storage.secrets import SecretBox
 from postroom.storage.tables import metadata
-from postroom.testing.services import missing_service
 from postroom.wiring import Container, build
 
-# Where migration tests create their empty database (the plugin's postgres_url uses the same).
-POSTGRES_ADMIN_DSN = os.environ.get(
-    "POSTROOM_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"
-)
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
@@ -68,24 +61,9 @@ def container(database_url: str, backend: str, tmp_path: Path) -> Iterator[Conta
 
 
 @pytest.fixture
-def empty_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+def empty_database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A database with no tables at all (for migration tests): a new PostgreSQL database,
     dropped afterwards, or a new SQLite file."""
     if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    import psycopg
-
-    name = f"postroom_migrate_{secrets.token_hex(6)}"
-    try:
-        admin = psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        missing_service(f"PostgreSQL at {POSTGRES_ADMIN_DSN} is not reachable: {exc}")
-        return
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        url = sa.make_url(POSTGRES_ADMIN_DSN).set(drivername="postgresql+psycopg", database=name)
-        try:
-            yield url.render_as_string(hide_password=False)
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        return f"sqlite:///{tmp_path / 'empty.db'}"
+    return str(request.getfixturevalue("own_postgres_url"))
