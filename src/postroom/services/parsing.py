@@ -3,9 +3,9 @@
 Real-world mail breaks parsers: `email.message_from_bytes(policy=default)` and its header objects
 raise on some malformed headers, charsets can be unknown, bodies can hold NULs (which PostgreSQL
 text refuses) and 8-bit bytes can sit in headers. So the MIME structure is found by the range
-scanner (services/mimescan.py: lenient `compat32` header objects, bodies left as byte ranges and
-decoded only for the text and HTML bodies — about twice as fast as the stdlib parser at any size,
-and it never copies a large body) and every header is decoded here from its raw text: addresses split before RFC 2047 words are decoded (so an
+scanner (services/mimescan.py: header sections read as `compat32` reads them by
+services/headers.py, bodies left as byte ranges and decoded only for the text and HTML bodies —
+several times faster than the stdlib parser, and it never copies a large body) and every header is decoded here from its raw text: addresses split before RFC 2047 words are decoded (so an
 encoded comma cannot split a name), unknown charsets fall back to UTF-8, every string is cleaned.
 What still cannot be read raises `Unparseable`; the caller quarantines the message with that
 reason — the raw bytes are stored before any of this runs.
@@ -21,12 +21,12 @@ import email.header
 import email.utils
 import functools
 from datetime import UTC, datetime
-from email.message import Message
 
 import nh3
 
 from postroom.domain.inbox import Address, AttachmentInfo, ParsedMessage, normalise_message_id
 from postroom.services import mimescan
+from postroom.services.headers import Headers
 
 _MAX_TEXT = 2 * 1024 * 1024  # characters kept of a text or HTML body
 
@@ -89,12 +89,12 @@ def sanitize_html(html: str) -> str:
 # internals -------------------------------------------------------------------------------------
 
 
-def _structure(raw: bytes) -> tuple[Message, list[mimescan.Part]]:
+def _structure(raw: bytes) -> tuple[Headers, list[mimescan.Part]]:
     top = mimescan.top_headers(raw)
     return top, list(mimescan.scan(raw, headers=top))
 
 
-def _view(raw: bytes, msg: Message, leaves: list[mimescan.Part]) -> ParsedMessage:
+def _view(raw: bytes, msg: Headers, leaves: list[mimescan.Part]) -> ParsedMessage:
     headers: dict[str, str] = {}
     for name, value in msg.raw_items():  # the first occurrence of each header counts
         headers.setdefault(name.lower(), value)
@@ -158,7 +158,7 @@ def _text(raw: bytes, leaf: mimescan.Part | None) -> str:
     return clean(text[:_MAX_TEXT])
 
 
-def _filename(part: Message) -> str:
+def _filename(part: Headers) -> str:
     try:
         name = part.get_filename() or ""
     except Exception:

@@ -31,6 +31,7 @@ from postroom.domain.inbox import (
     SortField,
 )
 from postroom.errors import NotFound
+from postroom.storage.bulk import BulkInsert
 from postroom.storage.rawstore import RawRef
 from postroom.storage.tables.core import account_incoming, accounts
 from postroom.storage.tables.inbox import (
@@ -120,24 +121,68 @@ def _parsed_values(parsed: ParsedMessage | None) -> dict[str, Any]:
     }
 
 
-def _message_values(new: NewMessage) -> dict[str, Any]:
+_EMPTY_PARSED: tuple[Any, ...] = ("", "", [], [], [], "", None, None, "", [], "", "", False)
+
+
+def _parsed_row(p: ParsedMessage | None) -> tuple[Any, ...]:
+    if p is None:
+        return _EMPTY_PARSED
+    return (
+        p.from_.name if p.from_ else "",
+        p.from_.email if p.from_ else "",
+        _addresses(p.to),
+        _addresses(p.cc),
+        _addresses(p.reply_to),
+        p.subject,
+        p.date,
+        p.message_id,
+        p.in_reply_to,
+        list(p.references),
+        p.text_body,
+        p.html_body,
+        bool(p.attachments),
+    )
+
+
+def _message_row(new: NewMessage) -> tuple[Any, ...]:
+    """The row of `_INSERT_MESSAGE` for a message (a tuple: the batch insert's hot path)."""
+    o = new.origin
     status = MessageStatus.PARSED if new.parsed else MessageStatus.QUARANTINED
-    return {
-        "account_id": new.account_id,
-        "dedupe_key": new.dedupe_key,
-        "status": status.value,
-        "quarantine_reason": new.quarantine_reason,
-        "folder": new.origin.folder,
-        "uid": new.origin.uid,
-        "uidvalidity": new.origin.uidvalidity,
-        "pop3_uidl": new.origin.uidl,
-        "flags": list(new.origin.flags),
-        "internaldate": new.origin.internaldate,
-        "raw_sha256": new.raw.sha256,
-        "raw_inline": new.raw_inline,
-        "size": new.raw.size,
-        "fetched_at": new.fetched_at,
-    } | _parsed_values(new.parsed)
+    return (
+        new.account_id,
+        new.dedupe_key,
+        status.value,
+        new.quarantine_reason,
+        o.folder,
+        o.uid,
+        o.uidvalidity,
+        o.uidl,
+        list(o.flags),
+        o.internaldate,
+        new.raw.sha256,
+        new.raw_inline,
+        new.raw.size,
+        new.fetched_at,
+        *_parsed_row(new.parsed),
+    )
+
+
+_MESSAGE_COLUMNS = [
+    "account_id", "dedupe_key", "status", "quarantine_reason", "folder", "uid", "uidvalidity",
+    "pop3_uidl", "flags", "internaldate", "raw_sha256", "raw_inline", "size", "fetched_at",
+    "from_name", "from_email", "to_addrs", "cc_addrs", "reply_to_addrs", "subject", "sent_at",
+    "message_id", "in_reply_to", "references", "text_body", "html_body", "has_attachments",
+]  # fmt: skip
+_INSERT_MESSAGE = BulkInsert(
+    inbox_messages,
+    _MESSAGE_COLUMNS,
+    returning=["id", "account_id", "dedupe_key"],
+    ignore_conflicts=True,
+)
+_INSERT_ATTACHMENT = BulkInsert(
+    inbox_attachments,
+    ["message_id", "part_index", "filename", "content_type", "size", "content_id", "inline"],
+)
 
 
 def _to_message(row: sa.Row[Any], attachments: Sequence[AttachmentInfo] = ()) -> InboxMessage:
@@ -202,11 +247,8 @@ class InboxRepository:
         ids: dict[tuple[int, str], int] = {}
         if fresh:
             # ON CONFLICT DO NOTHING still guards against a concurrent writer of the same key.
-            stmt = _insert_ignore(conn, inbox_messages).returning(
-                _m.id, _m.account_id, _m.dedupe_key
-            )
-            rows = conn.execute(stmt, [_message_values(new) for new in fresh])
-            ids = {(r.account_id, r.dedupe_key): r.id for r in rows}
+            rows = _INSERT_MESSAGE.execute(conn, [_message_row(new) for new in fresh])
+            ids = {(r[1], r[2]): r[0] for r in rows}
             attachments = [
                 (ids[(new.account_id, new.dedupe_key)], new.parsed.attachments)
                 for new in fresh
@@ -235,21 +277,14 @@ class InboxRepository:
     def _add_attachments(
         self, conn: sa.Connection, items: Sequence[tuple[int, Sequence[AttachmentInfo]]]
     ) -> None:
-        rows = [
-            {
-                "message_id": message_id,
-                "part_index": a.index,
-                "filename": a.filename,
-                "content_type": a.content_type,
-                "size": a.size,
-                "content_id": a.content_id,
-                "inline": a.inline,
-            }
-            for message_id, attachments in items
-            for a in attachments
-        ]
-        if rows:
-            conn.execute(sa.insert(inbox_attachments), rows)
+        _INSERT_ATTACHMENT.execute(
+            conn,
+            [
+                (message_id, a.index, a.filename, a.content_type, a.size, a.content_id, a.inline)
+                for message_id, attachments in items
+                for a in attachments
+            ],
+        )
 
     def inline_raw(self, conn: sa.Connection, message_id: int) -> bytes | None:
         """The raw bytes kept in the row, or None when they are in the raw store's file."""

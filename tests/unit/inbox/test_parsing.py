@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from postroom.services.mimescan import parse_headers
+from postroom.services.headers import parse_headers
 from postroom.services.parsing import Unparseable, clean, extract_part, parse_message
 
 MULTIPART = (

@@ -1,0 +1,172 @@
+"""Header sections read exactly as the stdlib's `compat32` parser reads them, without building an
+`email.message.Message`.
+
+Parsing a message's headers was the dearest step of an import: the feed parser's line
+generators, then `Message.get_param` re-splitting the Content-Type value on every call. Here a
+section is split in one pass into (name, value) fields, and the handful of accessors the parser
+needs answer from a dict of first occurrences. Parameters of plain ASCII values without RFC 2231
+names, backslashes or quoted semicolons (nearly all real mail) are read by a short path that
+gives the stdlib's answer; any other value is handed to a real compat32 `Message`, so odd input
+gets the stdlib's behaviour exactly (tests/unit/inbox/test_headers.py compares the two).
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from email.message import Message
+from email.utils import collapse_rfc2231_value, unquote
+
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+# email.feedparser.headerRE: a field name and colon (RFC 5322 §3.6.8 ftext), a continuation, or
+# an mbox "From " envelope line; the first line that is none of these ends the header section.
+_HEADER_LINE = re.compile(r"From |[\041-\071\073-\176]*:|[\t ]")
+
+
+class _Absent(enum.Enum):
+    ABSENT = enum.auto()
+
+
+_MISSING = _Absent.ABSENT
+
+
+class Headers:
+    """One header section: its fields in order (names as written, values unfolded as compat32
+    leaves them) and the accessors of `email.message.Message` that parsing uses, with the same
+    results. Values are the raw strings (8-bit bytes as surrogate escapes)."""
+
+    __slots__ = ("_fields", "_first", "_message", "_unixfrom")
+
+    def __init__(self, fields: list[tuple[str, str]], unixfrom: str | None = None) -> None:
+        self._fields = fields
+        self._unixfrom = unixfrom
+        self._message: Message | None = None
+        first: dict[str, str] = {}
+        for name, value in fields:
+            first.setdefault(name.lower(), value)
+        self._first = first
+
+    def raw_items(self) -> list[tuple[str, str]]:
+        return list(self._fields)
+
+    def keys(self) -> list[str]:
+        return [name for name, _ in self._fields]
+
+    def get_unixfrom(self) -> str | None:
+        return self._unixfrom
+
+    def get(self, name: str, default: str = "") -> str:
+        """The first field called `name` (any case), or `default`."""
+        return self._first.get(name.lower(), default)
+
+    def get_content_type(self) -> str:
+        value = self._first.get("content-type")
+        if value is None:
+            return "text/plain"
+        if not value.isascii():
+            return self._stdlib().get_content_type()
+        ctype = value.partition(";")[0].strip().lower()
+        return ctype if ctype.count("/") == 1 else "text/plain"
+
+    def get_content_maintype(self) -> str:
+        return self.get_content_type().split("/")[0]
+
+    def get_content_disposition(self) -> str | None:
+        value = self._first.get("content-disposition")
+        if value is None or not value.isascii():
+            return None if value is None else self._stdlib().get_content_disposition()
+        return value.partition(";")[0].strip().lower()
+
+    def get_boundary(self) -> str | None:
+        found = self._param("content-type", "boundary")
+        if found is _MISSING:
+            return None
+        if found is None:
+            return self._stdlib().get_boundary()
+        return collapse_rfc2231_value(found).rstrip()
+
+    def get_content_charset(self) -> str | None:
+        found = self._param("content-type", "charset")
+        if found is _MISSING:
+            return None
+        if found is None:
+            return self._stdlib().get_content_charset()
+        return found.lower()  # an ASCII value: the stdlib's ASCII check passes
+
+    def get_filename(self) -> str | None:
+        found = self._param("content-disposition", "filename")
+        if found is _MISSING:
+            found = self._param("content-type", "name")
+        if found is _MISSING:
+            return None
+        if found is None:
+            return self._stdlib().get_filename()
+        return collapse_rfc2231_value(found).strip()
+
+    def _param(self, header: str, wanted: str) -> str | _Absent | None:
+        """Parameter `wanted` of the first `header` field, unquoted as `Message.get_param`
+        does; _MISSING when there is none; None when the value needs the stdlib's own reading
+        (RFC 2231 names, backslash escapes, a quoted ";", 8-bit text)."""
+        value = self._first.get(header)
+        if value is None:
+            return _MISSING
+        if not value.isascii() or "*" in value or "\\" in value:
+            return None
+        pieces = value.split(";")
+        for piece in pieces:
+            if piece.count('"') % 2:
+                return None  # a quoted ";": the stdlib joins pieces here
+        for piece in pieces:
+            name, eq, found = piece.partition("=")
+            if name.strip().lower() == wanted:
+                return unquote(found.strip()) if eq else ""
+        return _MISSING
+
+    def _stdlib(self) -> Message:
+        if self._message is None:
+            message = Message()
+            for name, value in self._fields:
+                message.set_raw(name, value)
+            self._message = message
+        return self._message
+
+
+def parse_headers(data: bytes) -> Headers:
+    """A header section parsed exactly as `email.parser.BytesHeaderParser(policy=compat32)`
+    does (same fields, values and envelope line; defects are not recorded)."""
+    fields: list[tuple[str, str]] = []
+    unixfrom: str | None = None
+    lines = []
+    for line in _LINE.findall(data.decode("ascii", "surrogateescape")):
+        if not _HEADER_LINE.match(line):
+            break
+        lines.append(line)
+    value: list[str] = []
+    for lineno, line in enumerate(lines):
+        if line[0] in " \t":
+            if value:  # a continuation before any field is dropped, as the stdlib does
+                value.append(line)
+            continue
+        if value:
+            fields.append(_field(value))
+            value = []
+        if line.startswith("From "):
+            if lineno == 0:
+                unixfrom = line.rstrip("\r\n")
+                continue
+            if lineno == len(lines) - 1:
+                break  # the stdlib reads a last "From " line as the start of the body
+            continue  # a misplaced envelope line is ignored
+        if not line.startswith(":"):  # a field without a name is ignored
+            value = [line]
+    if value:
+        fields.append(_field(value))
+    return Headers(fields, unixfrom)
+
+
+def _field(lines: list[str]) -> tuple[str, str]:
+    """compat32's header_source_parse: name up to the colon, value unfolded as it stands."""
+    name, value = lines[0].split(":", 1)
+    if len(lines) == 1:
+        return name, value.lstrip(" \t").rstrip("\r\n")
+    return name, (value.lstrip(" \t") + "".join(lines[1:])).rstrip("\r\n")

@@ -1,0 +1,104 @@
+"""storage/bulk.BulkInsert stores exactly what SQLAlchemy's own insert stores, on both databases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from postroom.storage.bulk import BulkInsert
+from postroom.storage.engine import make_engine
+from postroom.storage.types import JSON, UtcDateTime
+
+_meta = sa.MetaData()
+things = sa.Table(
+    "bulk_things",
+    _meta,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("key", sa.String(100), nullable=False, unique=True),
+    sa.Column("at", UtcDateTime, nullable=True),
+    sa.Column("tags", JSON, nullable=False),
+    sa.Column("flag", sa.Boolean, nullable=False),
+    sa.Column("blob", sa.LargeBinary, nullable=True),
+    sa.Column("references", sa.Text, nullable=False),  # a reserved word: must be quoted
+)
+COLUMNS = ["key", "at", "tags", "flag", "blob", "references"]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'bulk.db'}"
+    else:
+        url = str(request.getfixturevalue("own_postgres_url"))
+    engine = make_engine(url)
+    _meta.create_all(engine)
+    yield engine
+    engine.dispose()
+
+
+def _row(i: int) -> tuple[object, ...]:
+    at = datetime(2026, 12, 1, 10, 0, tzinfo=UTC) + timedelta(microseconds=i)
+    return (f"k{i}", at if i % 3 else None, [] if i % 2 else [["n", f"e{i}"]], i % 2 == 0,
+            bytes([i % 256]) * 3 if i % 4 else None, f"r{i}")  # fmt: skip
+
+
+def _stored(engine: sa.Engine) -> list[tuple[object, ...]]:
+    with engine.begin() as conn:
+        rows = conn.execute(sa.select(*[things.c[n] for n in COLUMNS]).order_by(things.c.id))
+        return [tuple(r) for r in rows]
+
+
+def test_rows_read_back_as_sqlalchemy_stored_them(engine: sa.Engine) -> None:
+    rows = [_row(i) for i in range(7)]
+    with engine.begin() as conn:
+        conn.execute(sa.insert(things), [dict(zip(COLUMNS, r, strict=True)) for r in rows])
+    by_sqlalchemy = _stored(engine)
+    with engine.begin() as conn:
+        conn.execute(things.delete())
+        BulkInsert(things, COLUMNS).execute(conn, rows)
+    assert (
+        _stored(engine)
+        == by_sqlalchemy
+        == [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in rows]
+    )
+
+
+def test_conflicts_are_skipped_and_returning_names_only_inserted_rows(engine: sa.Engine) -> None:
+    insert = BulkInsert(things, COLUMNS, returning=["id", "key"], ignore_conflicts=True)
+    with engine.begin() as conn:
+        first = insert.execute(conn, [_row(1), _row(2)])
+        second = insert.execute(conn, [_row(2), _row(3)])
+    assert sorted(key for _, key in first) == ["k1", "k2"]
+    assert [key for _, key in second] == ["k3"]
+    assert len(_stored(engine)) == 3
+
+
+def test_a_conflict_without_ignore_rolls_the_whole_batch_back(engine: sa.Engine) -> None:
+    insert = BulkInsert(things, COLUMNS)
+    with engine.begin() as conn:
+        insert.execute(conn, [_row(1)])
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+        insert.execute(conn, [_row(5), _row(1)])
+    assert [r[0] for r in _stored(engine)] == ["k1"]
+
+
+def test_large_batches_are_split_into_statements_within_the_parameter_limit(
+    engine: sa.Engine,
+) -> None:
+    rows = [_row(i) for i in range(12_345)]  # 74,070 parameters: more than either database takes
+    with engine.begin() as conn:
+        inserted = BulkInsert(things, COLUMNS, returning=["key"]).execute(conn, rows)
+    assert len(inserted) == len(rows)
+    assert _stored(engine)[-1][0] == "k12344"
+
+
+def test_a_row_of_the_wrong_width_is_refused_before_anything_is_written(engine: sa.Engine) -> None:
+    with pytest.raises(ValueError, match="a row of 2 values for 6 columns"), engine.begin() as conn:
+        BulkInsert(things, COLUMNS).execute(conn, [_row(1), ("k9", None)])
+    assert _stored(engine) == []
+    with engine.begin() as conn:
+        assert BulkInsert(things, COLUMNS).execute(conn, []) == []
