@@ -1,12 +1,13 @@
 """Many rows in one statement, without SQLAlchemy's per-row work.
 
-The hot paths (a fetched batch of 100 messages, a worker's batch of sent mail) spent more time in
-SQLAlchemy's per-row parameter handling (a dict per row, key lookup per column, the compiled
-cache) than in the database. `BulkInsert` writes the multi-row `INSERT … VALUES (…), (…)` itself,
-once per dialect and row count, and takes plain tuples; each value still goes through its
-column's own bind processor (SQLAlchemy's, the same as for any other statement), so the stored
-form does not depend on which path wrote a row. Up to `_MAX_PARAMS` parameters per statement (SQLite
-allows 32,766; PostgreSQL 65,535).
+The hot paths (a fetched batch of 100 messages, a worker's group of sent mail) spent more time
+in SQLAlchemy's per-row parameter handling (a dict per row, key lookup per column, the compiled
+cache) than in the database. `BulkInsert` writes the multi-row `INSERT … VALUES (…), (…)`
+itself, once per dialect and row count; `BulkUpdate` runs one `UPDATE … WHERE key = ?` with
+executemany. Both take plain tuples, and each value still goes through its column's own bind
+processor (SQLAlchemy's, the same as for any other statement), so the stored form does not
+depend on which path wrote a row. Up to `_MAX_PARAMS` parameters per INSERT (SQLite allows
+32,766; PostgreSQL 65,535).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 _MAX_PARAMS = 30_000
-_Processor = Callable[[Any], Any] | None  # a column's bind processor, None: value as is
+_Converters = list[tuple[int, Callable[[Any], Any]]]
 
 
 class BulkInsert:
@@ -39,45 +40,38 @@ class BulkInsert:
         self._columns = [table.c[name] for name in columns]
         self._returning = [table.c[name] for name in returning]
         self._ignore = ignore_conflicts
-        self._dialects: dict[str, tuple[str, str, str, list[_Processor]]] = {}
+        self._dialects: dict[str, tuple[str, str, str, _Converters]] = {}
         self._sql: dict[tuple[str, int], str] = {}
 
     def execute(self, conn: sa.Connection, rows: Sequence[Sequence[Any]]) -> list[tuple[Any, ...]]:
         """Insert `rows` (each a tuple in the order of `columns`) in `conn`'s transaction;
-        the `returning` columns of the inserted rows ([] without `returning`)."""
+        the `returning` columns of the inserted rows ([] without `returning`).
+
+        Without `returning` this is one executemany of a one-row statement (prepared once by
+        the driver); with it, multi-row statements, as executemany cannot return rows."""
         if not rows:
             return []
         name = conn.dialect.name
         if name not in self._dialects:
             self._dialects[name] = self._prepare(conn.dialect)
-        head, one, tail, processors = self._dialects[name]
-        width = len(self._columns)
-        step = max(_MAX_PARAMS // width, 1)
-        converters = [(i, p) for i, p in enumerate(processors) if p is not None]
+        head, one, tail, converters = self._dialects[name]
+        params = _converted(rows, len(self._columns), converters)
+        if not self._returning:
+            conn.exec_driver_sql(head + one + tail, params)
+            return []
         found: list[tuple[Any, ...]] = []
-        for start in range(0, len(rows), step):
-            chunk = rows[start : start + step]
-            params: list[Any] = []
-            for row in chunk:
-                if len(row) != width:
-                    raise ValueError(f"a row of {len(row)} values for {width} columns")
-                if converters:
-                    values = list(row)
-                    for i, process in converters:
-                        values[i] = process(values[i])
-                    params.extend(values)
-                else:
-                    params.extend(row)
+        step = max(_MAX_PARAMS // len(self._columns), 1)
+        for start in range(0, len(params), step):
+            chunk = params[start : start + step]
             key = (name, len(chunk))
             sql = self._sql.get(key)
             if sql is None:
                 sql = self._sql[key] = head + ", ".join([one] * len(chunk)) + tail
-            result = conn.exec_driver_sql(sql, tuple(params))
-            if self._returning:
-                found.extend(tuple(r) for r in result)
+            flat = tuple(value for row in chunk for value in row)
+            found.extend(tuple(r) for r in conn.exec_driver_sql(sql, flat))
         return found
 
-    def _prepare(self, dialect: sa.Dialect) -> tuple[str, str, str, list[_Processor]]:
+    def _prepare(self, dialect: sa.Dialect) -> tuple[str, str, str, _Converters]:
         quote = dialect.identifier_preparer.quote
         marker = "?" if dialect.paramstyle == "qmark" else "%s"
         # Identifiers come from the table's metadata, quoted by the dialect; values are bound.
@@ -88,7 +82,58 @@ class BulkInsert:
         tail = " ON CONFLICT DO NOTHING" if self._ignore else ""
         if self._returning:
             tail += " RETURNING " + ", ".join(quote(c.name) for c in self._returning)
-        processors: list[_Processor] = [
-            c.type.dialect_impl(dialect).bind_processor(dialect) for c in self._columns
-        ]
-        return head, one, tail, processors
+        return head, one, tail, _converters(dialect, self._columns)
+
+
+class BulkUpdate:
+    """`UPDATE table SET <columns> WHERE <key> = …` for many rows in one executemany; each row
+    is a tuple of the new values in the order of `columns`, then the key's value."""
+
+    def __init__(self, table: sa.Table, columns: Sequence[str], key: str) -> None:
+        self._table = table
+        self._columns = [table.c[name] for name in (*columns, key)]
+        self._dialects: dict[str, tuple[str, _Converters]] = {}
+
+    def execute(self, conn: sa.Connection, rows: Sequence[Sequence[Any]]) -> None:
+        """Update one row per tuple in `conn`'s transaction (a missing key updates nothing)."""
+        if not rows:
+            return
+        name = conn.dialect.name
+        if name not in self._dialects:
+            self._dialects[name] = self._prepare(conn.dialect)
+        sql, converters = self._dialects[name]
+        conn.exec_driver_sql(sql, _converted(rows, len(self._columns), converters))
+
+    def _prepare(self, dialect: sa.Dialect) -> tuple[str, _Converters]:
+        quote = dialect.identifier_preparer.quote
+        marker = "?" if dialect.paramstyle == "qmark" else "%s"
+        table = dialect.identifier_preparer.format_table(self._table)
+        *columns, key = self._columns
+        sets = ", ".join(f"{quote(c.name)} = {marker}" for c in columns)
+        sql = f"UPDATE {table} SET {sets} WHERE {quote(key.name)} = {marker}"  # noqa: S608
+        return sql, _converters(dialect, self._columns)
+
+
+def _converters(dialect: sa.Dialect, columns: Sequence[sa.Column[Any]]) -> _Converters:
+    """(position, bind processor) of each column that has one for `dialect`; the others'
+    values go to the driver as they are."""
+    processors = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
+    return [(i, p) for i, p in enumerate(processors) if p is not None]
+
+
+def _converted(
+    rows: Sequence[Sequence[Any]], width: int, converters: _Converters
+) -> list[tuple[Any, ...]]:
+    """The rows as the driver takes them; ValueError for a row of the wrong width."""
+    out: list[tuple[Any, ...]] = []
+    for row in rows:
+        if len(row) != width:
+            raise ValueError(f"a row of {len(row)} values for {width} columns")
+        if converters:
+            values = list(row)
+            for i, process in converters:
+                values[i] = process(values[i])
+            out.append(tuple(values))
+        else:
+            out.append(tuple(row))
+    return out

@@ -25,6 +25,7 @@ from postroom.domain.outbox import (
     RecipientStatus,
 )
 from postroom.errors import Conflict
+from postroom.storage.bulk import BulkInsert, BulkUpdate
 from postroom.storage.tables.core import (
     account_outgoing,
     system_log,
@@ -50,18 +51,19 @@ _CLAIMED = (
 )
 
 
-def _attempt_row(message_id: int, attempt: AttemptRecord) -> dict[str, Any]:
-    return {
-        "message_id": message_id,
-        "account_id": attempt.account_id,
-        "worker": attempt.worker,
-        "started_at": attempt.started_at,
-        "outcome": attempt.outcome,
-        "code": attempt.code,
-        "detail": attempt.detail[:2000],
-        "failover_from": attempt.failover_from,
-        "transcript": attempt.transcript,
-    }
+def _attempt_row(message_id: int, attempt: AttemptRecord) -> tuple[Any, ...]:
+    """The row of `_ATTEMPT_INSERT` for an attempt."""
+    return (
+        message_id,
+        attempt.account_id,
+        attempt.worker,
+        attempt.started_at,
+        attempt.outcome,
+        attempt.code,
+        attempt.detail[:2000],
+        attempt.failover_from,
+        attempt.transcript,
+    )
 
 
 # Built once: compiling a statement per message costs more than the database round trip.
@@ -109,19 +111,26 @@ _STATE = (
     .where(M.c.id.in_(sa.bindparam("ids", expanding=True)))
     .with_for_update()
 )
-_ATTEMPT_INSERT = sa.insert(A)
-_LOG_INSERT = sa.insert(system_log)
-_RECIPIENT_UPDATE = (
-    sa.update(R)
-    .where(R.c.id == sa.bindparam("r_id"))
-    .values(
-        status=sa.bindparam("r_status"),
-        code=sa.bindparam("r_code"),
-        enhanced=sa.bindparam("r_enhanced"),
-        text=sa.bindparam("r_text"),
-        updated_at=sa.bindparam("r_now"),
-    )
+# The per-row writes of finish_many: plain tuples, no per-row SQLAlchemy work (storage/bulk.py).
+_ATTEMPT_INSERT = BulkInsert(
+    A,
+    [
+        "message_id",
+        "account_id",
+        "worker",
+        "started_at",
+        "outcome",
+        "code",
+        "detail",
+        "failover_from",
+        "transcript",
+    ],
 )
+_LOG_INSERT = BulkInsert(
+    system_log,
+    ["created_at", "source", "level", "message", "account_id", "user", "action", "transcript"],
+)
+_RECIPIENT_UPDATE = BulkUpdate(R, ["status", "code", "enhanced", "text", "updated_at"], "id")
 
 
 class QueueRepository:
@@ -254,38 +263,31 @@ class QueueRepository:
             ok.update(i.message_id for i in ours)
         written = [i.message_id in ok for i in items]
         done = [item for item, w in zip(items, written, strict=True) if w]
-        recipients = [
-            {
-                "r_id": u.id,
-                "r_status": u.status.value,
-                "r_code": u.code,
-                "r_enhanced": u.enhanced,
-                "r_text": u.text[:2000],
-                "r_now": now,
-            }
-            for item in done
-            for u in item.recipients
-        ]
-        if recipients:
-            conn.execute(_RECIPIENT_UPDATE, recipients)
-        if done:
-            conn.execute(_ATTEMPT_INSERT, [_attempt_row(i.message_id, i.attempt) for i in done])
-            conn.execute(
-                _LOG_INSERT,
-                [
-                    {
-                        "created_at": now,
-                        "source": "Outgoing",
-                        "level": i.log_level,
-                        "message": i.log_message,
-                        "account_id": i.attempt.account_id,
-                        "user": "",
-                        "action": f"message_{i.status.value}",
-                        "transcript": i.log_transcript,
-                    }
-                    for i in done
-                ],
-            )
+        _RECIPIENT_UPDATE.execute(
+            conn,
+            [
+                (u.status.value, u.code, u.enhanced, u.text[:2000], now, u.id)
+                for item in done
+                for u in item.recipients
+            ],
+        )
+        _ATTEMPT_INSERT.execute(conn, [_attempt_row(i.message_id, i.attempt) for i in done])
+        _LOG_INSERT.execute(
+            conn,
+            [
+                (
+                    now,
+                    "Outgoing",
+                    i.log_level,
+                    i.log_message,
+                    i.attempt.account_id,
+                    "",
+                    f"message_{i.status.value}",
+                    i.log_transcript,
+                )
+                for i in done
+            ],
+        )
         return written
 
     def release(
