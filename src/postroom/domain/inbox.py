@@ -62,9 +62,10 @@ _MSGID_HEADER_RE = re.compile(rb"(?im)^message-id[ \t]*:[ \t]*(.*(?:\r?\n[ \t].*
 def header_block(raw: bytes) -> bytes:
     """The header section of a raw message (RFC 5322 §2.1: up to the first empty line; bare LF
     accepted), at most 256 KiB of it."""
-    head = raw[:_HEADER_LIMIT]
-    ends = [i for i in (head.find(b"\r\n\r\n"), head.find(b"\n\n")) if i >= 0]
-    return head[: min(ends)] if ends else head
+    limit = min(len(raw), _HEADER_LIMIT)
+    crlf = raw.find(b"\r\n\r\n", 0, limit)
+    lf = raw.find(b"\n\n", 0, crlf if crlf >= 0 else limit)  # a bare LF one only before it
+    return raw[: lf if lf >= 0 else crlf if crlf >= 0 else limit]
 
 
 def raw_message_id(raw: bytes) -> str | None:

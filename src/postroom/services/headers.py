@@ -28,6 +28,11 @@ class _Absent(enum.Enum):
 
 
 _MISSING = _Absent.ABSENT
+# One field: its name and colon, the rest of the line and any continuation lines, each with
+# its line end (CRLF, CR, LF, or none at the very end).
+_FIELD = re.compile(
+    r"([\041-\071\073-\176]+):([^\r\n]*(?:\r\n|\r|\n|\Z)(?:[\t ][^\r\n]*(?:\r\n|\r|\n|\Z))*)"
+)
 
 
 class Headers:
@@ -133,11 +138,27 @@ class Headers:
 
 def parse_headers(data: bytes) -> Headers:
     """A header section parsed exactly as `email.parser.BytesHeaderParser(policy=compat32)`
-    does (same fields, values and envelope line; defects are not recorded)."""
+    does (same fields, values and envelope line; defects are not recorded).
+
+    A section that is nothing but well-formed fields (nearly every one) is read by one
+    regular expression; anything else (an envelope line, a line that is no field, a field
+    without a name, a continuation before the first field) line by line as the stdlib does."""
+    text = data.decode("ascii", "surrogateescape")
+    fields: list[tuple[str, str]] = []
+    at = 0
+    for match in _FIELD.finditer(text):
+        if match.start() != at:
+            return _parse_lines(text)
+        fields.append((match[1], match[2].lstrip(" \t").rstrip("\r\n")))
+        at = match.end()
+    return Headers(fields) if at == len(text) else _parse_lines(text)
+
+
+def _parse_lines(text: str) -> Headers:
     fields: list[tuple[str, str]] = []
     unixfrom: str | None = None
     lines = []
-    for line in _LINE.findall(data.decode("ascii", "surrogateescape")):
+    for line in _LINE.findall(text):
         if not _HEADER_LINE.match(line):
             break
         lines.append(line)

@@ -42,6 +42,8 @@ def clean(value: object) -> str:
     so they are decoded as UTF-8 and whatever is not valid UTF-8 becomes U+FFFD.
     """
     text = str(value)
+    if text.isascii() and "\x00" not in text:  # most values: nothing to clean
+        return text
     try:
         data = text.encode("utf-8", "surrogateescape")
     except UnicodeEncodeError:
@@ -95,9 +97,7 @@ def _structure(raw: bytes) -> tuple[Headers, list[mimescan.Part]]:
 
 
 def _view(raw: bytes, msg: Headers, leaves: list[mimescan.Part]) -> ParsedMessage:
-    headers: dict[str, str] = {}
-    for name, value in msg.raw_items():  # the first occurrence of each header counts
-        headers.setdefault(name.lower(), value)
+    headers = msg  # .get: the first occurrence of each header counts
     text_part: mimescan.Part | None = None
     html_part: mimescan.Part | None = None
     attachments = []
@@ -133,17 +133,18 @@ def _view(raw: bytes, msg: Headers, leaves: list[mimescan.Part]) -> ParsedMessag
         date=_date(headers.get("date", "")),
         message_id=normalise_message_id(clean(headers.get("message-id", ""))),
         in_reply_to=normalise_message_id(clean(headers.get("in-reply-to", ""))) or "",
-        references=tuple(
-            ref
-            for ref in (
-                normalise_message_id(t) for t in clean(headers.get("references", "")).split()
-            )
-            if ref
-        ),
+        references=_references(headers.get("references", "")),
         text_body=_text(raw, text_part),
         html_body=sanitize_html(html) if html else "",
         attachments=tuple(attachments),
     )
+
+
+def _references(value: str) -> tuple[str, ...]:
+    if not value:
+        return ()
+    found = (normalise_message_id(token) for token in clean(value).split())
+    return tuple(ref for ref in found if ref)
 
 
 def _text(raw: bytes, leaf: mimescan.Part | None) -> str:

@@ -117,8 +117,20 @@ class BulkUpdate:
 def _converters(dialect: sa.Dialect, columns: Sequence[sa.Column[Any]]) -> _Converters:
     """(position, bind processor) of each column that has one for `dialect`; the others'
     values go to the driver as they are."""
-    processors = [c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns]
-    return [(i, p) for i, p in enumerate(processors) if p is not None]
+    out: _Converters = []
+    for i, column in enumerate(columns):
+        impl = column.type.dialect_impl(dialect)
+        process = impl.bind_processor(dialect)
+        if process is not None:
+            out.append((i, _empty_list_once(process) if isinstance(impl, sa.JSON) else process))
+    return out
+
+
+def _empty_list_once(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A JSON column's processor that serialises the empty list (the commonest value of the
+    list columns: no Cc, no flags) once instead of for every row."""
+    empty = process([])
+    return lambda value: empty if value == [] else process(value)
 
 
 def _converted(

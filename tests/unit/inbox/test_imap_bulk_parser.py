@@ -7,9 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from imapclient.datetime_util import parse_to_datetime
 from imapclient.response_parser import parse_fetch_response
 
-from postroom.protocols.imapfetch import parse_bulk_fetch
+from postroom.protocols.imapfetch import parse_bulk_fetch, parse_internaldate
 
 FIRST = (
     b"Return-Path: <bench@example.org>\r\nDelivered-To: u@postroom.test\r\n"
@@ -74,3 +75,31 @@ def swap(index: int, head: bytes) -> list[Any]:
 )
 def test_any_other_shape_falls_back(lines: list[Any]) -> None:
     assert parse_bulk_fetch(lines) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"01-Dec-2026 20:33:00 +0000",
+        b" 1-Dec-2026 20:33:00 -0130",
+        b"1-Jan-2027 00:00:59 +1400",
+        b"29-Feb-2028 23:59:59 -1200",
+        b"01-Dec-2026 20:33 +0000",  # no seconds: not RFC 9051, left to the lenient parser
+        b"01-dec-2026 20:33:00 +0000",  # lower-case month: likewise
+        b"01-Dec-2026 20.33.00 +0000",  # dotted time: likewise
+    ],
+)
+def test_internaldate_reads_as_imapclient_reads_it(value: bytes) -> None:
+    ours = parse_internaldate(value)
+    theirs = parse_to_datetime(value, normalise=False)
+    assert ours == theirs
+    assert ours.utcoffset() == theirs.utcoffset()
+
+
+@pytest.mark.parametrize("value", [b"31-Feb-2026 20:33:00 +0000", b"01-Dec-2026 25:00:00 +0000"])
+def test_an_impossible_internaldate_is_an_error_as_in_imapclient(value: bytes) -> None:
+    with pytest.raises(ValueError, match=r"out of range|must be in") as theirs:
+        parse_to_datetime(value, normalise=False)
+    with pytest.raises(ValueError, match=r"out of range|must be in") as ours:
+        parse_internaldate(value)
+    assert str(ours.value) == str(theirs.value)

@@ -168,11 +168,12 @@ def test_anything_parses_or_is_unparseable(raw: bytes) -> None:
 
 
 header_line = st.binary(max_size=30) | st.sampled_from(
-    [b"From x", b"From: a", b" cont", b"\tc", b":x", b"Subject: y", b"X-\xff: z", b""]
-)
+    [b"From x", b"From: a", b" cont", b"\tc", b":x", b"Subject: y", b"X-\xff: z", b"",
+     b"To:b@c", b"X-Empty:", b"X-Tab:\t v", b"Bad Name: v", b"Subject: caf\xc3\xa9"]
+)  # fmt: skip
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=2000, deadline=None)
 @given(st.lists(st.tuples(header_line, st.sampled_from([b"\r\n", b"\n", b"\r", b""])), max_size=8))
 def test_header_parser_matches_the_stdlib(lines: list[tuple[bytes, bytes]]) -> None:
     data = b"".join(text + eol for text, eol in lines)
