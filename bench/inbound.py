@@ -37,7 +37,7 @@ from postroom.domain.accounts import AccountDraft, IncomingDraft, Security
 from postroom.domain.people import Actor
 from postroom.settings import load_settings
 from postroom.testing.dovecot import DovecotServer
-from postroom.wiring import Container, build
+from postroom.wiring import Container, build, freeze_long_lived
 
 BATCH = 100
 FETCH_ITEMS = [b"BODY.PEEK[]", b"FLAGS", b"INTERNALDATE", b"RFC822.SIZE"]
@@ -167,6 +167,7 @@ def main() -> None:
         os.environ.update(settings_for(work, dovecot))
         container = build(load_settings())
         container.migrate()
+        freeze_long_lived()  # as `postroom fetch` and the worker do
         account_id = make_account(container, dovecot, "bench")
         start = time.perf_counter()
         report = container.fetching.fetch_account(account_id)

@@ -21,7 +21,7 @@ from rich.table import Table
 from postroom import errors
 from postroom.domain.people import Actor, Role
 from postroom.errors import InvalidInput
-from postroom.wiring import Container, build
+from postroom.wiring import Container, build, freeze_long_lived
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)  # one error, one line (scripts grep it)
@@ -39,9 +39,11 @@ EXIT_INTERNAL = 70  # a bug in Postroom (sysexits EX_SOFTWARE); the message says
 
 @cache
 def get_container() -> Container:
-    """The container for this process, built from the environment and migrated."""
+    """The container for this process, built from the environment and migrated; what it holds
+    is exempted from garbage collection passes (wiring.freeze_long_lived)."""
     container = build()
     container.migrate()
+    freeze_long_lived()
     return container
 
 

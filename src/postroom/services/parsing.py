@@ -20,7 +20,8 @@ import contextlib
 import email.header
 import email.utils
 import functools
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 
 import nh3
 
@@ -184,9 +185,31 @@ def _addresses(value: str) -> tuple[Address, ...]:
     )
 
 
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
+# RFC 5322 §3.3 as nearly every sender writes it: "Tue, 01 Dec 2026 10:00:00 +0000".
+_DATE = re.compile(
+    r"(?:[A-Z][a-z]{2}, )?(\d{1,2}) ([A-Z][a-z]{2}) ([12]\d{3}) (\d\d):(\d\d)(?::(\d\d))? ([+-])(\d\d)(\d\d)"
+)
+
+
 def _date(value: str) -> datetime | None:
+    """The Date header in UTC, or None when it cannot be read. The canonical form is read
+    directly; anything else (and any impossible date) by email.utils, the reference."""
     if not value:
         return None
+    match = _DATE.fullmatch(value.strip())
+    month = _MONTHS.get(match[2]) if match else None
+    if match is not None and month is not None:
+        offset = timedelta(hours=int(match[8]), minutes=int(match[9]))
+        with contextlib.suppress(ValueError):
+            local = datetime(int(match[3]), month, int(match[1]), int(match[4]), int(match[5]),
+                             int(match[6] or 0), tzinfo=UTC)  # fmt: skip
+            return local - offset if match[7] == "+" else local + offset
     try:
         parsed = email.utils.parsedate_to_datetime(clean(value))
     except Exception:

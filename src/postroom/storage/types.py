@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +28,22 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
             raise ValueError("naive datetime given to a UtcDateTime column")
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """On SQLite, one function straight to the text SQLAlchemy's DATETIME stores
+        (`YYYY-MM-DD HH:MM:SS.ffffff`, UTC): the hot paths bind several datetimes a row, and the
+        generic chain (decorator, then the dialect's formatter) cost twice as much."""
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given to a UtcDateTime column")
+            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+        return process
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.parser
 import email.policy
+import email.utils
 from datetime import UTC, datetime
 from email.message import Message
 
@@ -12,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from postroom.services import parsing
 from postroom.services.headers import parse_headers
 from postroom.services.parsing import Unparseable, clean, extract_part, parse_message
 
@@ -225,3 +227,37 @@ def test_range_scanner_agrees_with_the_stdlib_parser(raw: bytes, text: str) -> N
         # the stdlib re-serialises an attached message with LF; the scanner keeps its bytes
         scanned = extract_part(raw, a.index)[2].replace(b"\r\n", b"\n")
         assert scanned == expected.replace(b"\r\n", b"\n")
+
+
+def _stdlib_date(value: str) -> datetime | None:
+    try:
+        found = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return found.replace(tzinfo=UTC) if found.tzinfo is None else found.astimezone(UTC)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    weekday=st.sampled_from(["", "Tue, ", "Mon, ", "tue, "]),
+    day=st.integers(0, 32),
+    month=st.sampled_from(["Jan", "Feb", "Dec", "dec", "Foo"]),
+    year=st.sampled_from([999, 1000, 1969, 2026, 2028, 9999]),
+    hour=st.integers(0, 25),
+    minute=st.integers(0, 61),
+    second=st.none() | st.integers(0, 61),
+    zone=st.sampled_from(["+0000", "-0000", "+0130", "-1200", "+1400", "GMT", "+99"]),
+)
+def test_date_header_reads_as_email_utils_reads_it(
+    weekday: str,
+    day: int,
+    month: str,
+    year: int,
+    hour: int,
+    minute: int,
+    second: int | None,
+    zone: str,
+) -> None:
+    time = f"{hour:02d}:{minute:02d}" + ("" if second is None else f":{second:02d}")
+    value = f"{weekday}{day} {month} {year} {time} {zone}"
+    assert parsing._date(value) == _stdlib_date(value)
