@@ -347,10 +347,13 @@ class ImapMailbox(Session):
         with self._call("capability") as client:
             return tuple(_text(c) for c in client.capabilities())
 
-    def select(self, folder: str) -> FolderState:
-        """SELECT (read-write, so flags and moves work; BODY.PEEK never sets \\Seen)."""
-        with self._call("select") as client:
-            state = _folder_state(client.select_folder(folder))
+    def select(self, folder: str, *, readonly: bool = False) -> FolderState:
+        """SELECT (read-write, so flags and moves work; BODY.PEEK never sets \\Seen), or with
+        `readonly` EXAMINE, which changes nothing on the server: no \\Recent taken over, no
+        index write (on a Dovecot mailbox of 10,000 messages a SELECT after new mail took
+        ~30 ms, most of an incremental sync)."""
+        with self._call("examine" if readonly else "select") as client:
+            state = _folder_state(client.select_folder(folder, readonly=readonly))
         self._selected = folder
         return state
 

@@ -390,7 +390,7 @@ class FetchingService:
         with ImapMailbox(endpoint, policy=self._policy) as box:
             for folder in incoming.folders or ("INBOX",):
                 run.folders.append(folder)
-                state = box.select(folder)
+                state = box.select(folder, readonly=read_ahead)  # keep on server: EXAMINE
                 cursor, start = self._imap_cursor(run, box, state, folder, incoming)
                 if state.uidnext is not None:
                     run.total = (run.total or 0) + max(state.uidnext - 1 - cursor.last_uid, 0)

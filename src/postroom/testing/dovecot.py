@@ -52,7 +52,7 @@ from postroom.testing.peer import (
 DOMAIN = "postroom.test"
 _USER_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _APPENDUID_RE = re.compile(rb"\[APPENDUID (\d+) (\d+)\]")
-_STATUS_RE = re.compile(rb"(MESSAGES|UIDNEXT|UIDVALIDITY|UNSEEN) (\d+)")
+_STATUS_RE = re.compile(rb"(MESSAGES|RECENT|UIDNEXT|UIDVALIDITY|UNSEEN) (\d+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +277,20 @@ class DovecotServer(ServerProcess):
         if typ != "OK" or not data or not isinstance(data[0], bytes):
             raise PeerError(f"STATUS {folder} failed: {typ} {data!r}")
         return {key.decode(): int(value) for key, value in _STATUS_RE.findall(data[0])}
+
+    def recent(self, user: str, folder: str = "INBOX") -> int:
+        """How many messages of `folder` are still \\Recent: no session has SELECTed the folder
+        since they arrived (STATUS itself takes nothing)."""
+        with self._imap(user) as imap:
+            typ, data = imap.status(_quote(folder), "(RECENT)")
+        found = (
+            _STATUS_RE.findall(data[0])
+            if typ == "OK" and data and isinstance(data[0], bytes)
+            else []
+        )
+        if not found:
+            raise PeerError(f"STATUS {folder} (RECENT) failed: {typ} {data!r}")
+        return int(found[0][1])
 
     def _command(self, user: str, verb: str, folder: str) -> None:
         with self._imap(user) as imap:

@@ -127,6 +127,8 @@ def test_after_import_keep_leaves_unseen(
         "UIDNEXT": 0,
         "UIDVALIDITY": 0,
     }
+    # Read-only (EXAMINE): the mail is even still \Recent for the user's own mail client.
+    assert dovecot.recent(user) == 1
 
 
 def test_after_import_move(
