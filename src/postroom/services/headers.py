@@ -28,11 +28,6 @@ class _Absent(enum.Enum):
 
 
 _MISSING = _Absent.ABSENT
-# One field: its name and colon, the rest of the line and any continuation lines, each with
-# its line end (CRLF, CR, LF, or none at the very end).
-_FIELD = re.compile(
-    r"([\041-\071\073-\176]+):([^\r\n]*(?:\r\n|\r|\n|\Z)(?:[\t ][^\r\n]*(?:\r\n|\r|\n|\Z))*)"
-)
 
 
 class Headers:
@@ -140,18 +135,34 @@ def parse_headers(data: bytes) -> Headers:
     """A header section parsed exactly as `email.parser.BytesHeaderParser(policy=compat32)`
     does (same fields, values and envelope line; defects are not recorded).
 
-    A section that is nothing but well-formed fields (nearly every one) is read by one
-    regular expression; anything else (an envelope line, a line that is no field, a field
-    without a name, a continuation before the first field) line by line as the stdlib does."""
+    A section of well-formed fields with one kind of line end (nearly every one) is split on
+    that line end; anything else (mixed line ends, an envelope line, a line that is no field,
+    a field without a name, a continuation before the first field) is read line by line as
+    the stdlib does."""
     text = data.decode("ascii", "surrogateescape")
+    crs = text.count("\r")
+    if crs == 0:
+        eol = "\n"
+    elif crs == text.count("\n") == text.count("\r\n"):
+        eol = "\r\n"
+    else:
+        return _parse_lines(text)
+    lines = text.split(eol)
+    if lines[-1] == "":
+        lines.pop()  # the section's last line end
     fields: list[tuple[str, str]] = []
-    at = 0
-    for match in _FIELD.finditer(text):
-        if match.start() != at:
-            return _parse_lines(text)
-        fields.append((match[1], match[2].lstrip(" \t").rstrip("\r\n")))
-        at = match.end()
-    return Headers(fields) if at == len(text) else _parse_lines(text)
+    for line in lines:
+        if line[:1] in (" ", "\t") and line:
+            if not fields:
+                return _parse_lines(text)
+            name, value = fields[-1]
+            fields[-1] = (name, value + eol + line)
+            continue
+        name, colon, value = line.partition(":")
+        if not (colon and name and name.isascii() and name.isprintable()) or " " in name:
+            return _parse_lines(text)  # "From " lines, no name, no colon, a blank line
+        fields.append((name, value.lstrip(" \t")))
+    return Headers([(n, v.rstrip("\r\n")) for n, v in fields])
 
 
 def _parse_lines(text: str) -> Headers:
