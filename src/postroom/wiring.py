@@ -30,7 +30,8 @@ from postroom.storage import engine as engine_mod
 from postroom.storage.accounts import AccountRepository
 from postroom.storage.audit import AuditRepository
 from postroom.storage.checks import CheckRepository
-from postroom.storage.inbox import FetchScheduleRepository, InboxRepository
+from postroom.storage.fetch_schedule import FetchScheduleRepository
+from postroom.storage.inbox import InboxRepository
 from postroom.storage.outbox import OutboxRepository
 from postroom.storage.people import PeopleRepository
 from postroom.storage.rawstore import RawStore

@@ -49,7 +49,8 @@ from postroom.protocols.pop3 import Pop3Mailbox
 from postroom.services.accounts import AccountService
 from postroom.services.inbox import InboxService
 from postroom.services.log import SystemLogService
-from postroom.storage.inbox import FetchScheduleRepository, InboxRepository, NewMessage
+from postroom.storage.fetch_schedule import FetchScheduleRepository
+from postroom.storage.inbox import InboxRepository, NewMessage
 from postroom.storage.types import utcnow
 
 Progress = Callable[[int, int | None], None]

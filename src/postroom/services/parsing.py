@@ -97,8 +97,8 @@ def _structure(raw: bytes) -> tuple[Headers, list[mimescan.Part]]:
     return top, list(mimescan.scan(raw, headers=top))
 
 
-def _view(raw: bytes, msg: Headers, leaves: list[mimescan.Part]) -> ParsedMessage:
-    headers = msg  # .get: the first occurrence of each header counts
+def _view(raw: bytes, headers: Headers, leaves: list[mimescan.Part]) -> ParsedMessage:
+    """The parsed view; of a repeated header the first occurrence counts (Headers.get)."""
     text_part: mimescan.Part | None = None
     html_part: mimescan.Part | None = None
     attachments = []
