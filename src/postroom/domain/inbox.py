@@ -59,13 +59,27 @@ _HEADER_LIMIT = 256 * 1024
 _MSGID_HEADER_RE = re.compile(rb"(?im)^message-id[ \t]*:[ \t]*(.*(?:\r?\n[ \t].*)*)")
 
 
+def header_end(raw: bytes, start: int, end: int) -> tuple[int, int]:
+    """(end of the header section, start of the body) of the message or MIME part in
+    `raw[start:end]`: the first empty line, CRLF or bare LF (RFC 5322 §2.1); a part that starts
+    with one has an empty header section; without one, all of it is header."""
+    if raw.startswith(b"\r\n", start) or raw.startswith(b"\n", start):
+        return start, start + (2 if raw.startswith(b"\r\n", start) else 1)
+    crlf = raw.find(b"\r\n\r\n", start, end)
+    # A bare-LF blank line counts only before the first CRLF one: searching no further keeps
+    # a CRLF message from being scanned to its end.
+    lf = raw.find(b"\n\n", start, end if crlf < 0 else crlf)
+    if crlf >= 0 and lf < 0:
+        return crlf + 2, crlf + 4
+    if lf >= 0:
+        return lf + 1, lf + 2
+    return end, end
+
+
 def header_block(raw: bytes) -> bytes:
-    """The header section of a raw message (RFC 5322 §2.1: up to the first empty line; bare LF
-    accepted), at most 256 KiB of it."""
-    limit = min(len(raw), _HEADER_LIMIT)
-    crlf = raw.find(b"\r\n\r\n", 0, limit)
-    lf = raw.find(b"\n\n", 0, crlf if crlf >= 0 else limit)  # a bare LF one only before it
-    return raw[: lf if lf >= 0 else crlf if crlf >= 0 else limit]
+    """The header section of a raw message without its last line end, at most 256 KiB of it."""
+    head = raw[: header_end(raw, 0, min(len(raw), _HEADER_LIMIT))[0]]
+    return head[:-2] if head.endswith(b"\r\n") else head[:-1] if head.endswith(b"\n") else head
 
 
 def raw_message_id(raw: bytes) -> str | None:

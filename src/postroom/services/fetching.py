@@ -387,17 +387,17 @@ class FetchingService:
 
         Measured on bench/inbound.py: reading ahead gains 10-20 %; committing in a writer
         thread as well lost about as much (two threads contending for the GIL with parsing)."""
-        read_ahead = _after_import(incoming) is AfterImport.KEEP
+        keep = _after_import(incoming) is AfterImport.KEEP
         with ImapMailbox(endpoint, policy=self._policy) as box:
             for folder in incoming.folders or ("INBOX",):
                 run.folders.append(folder)
-                state = box.select(folder, readonly=read_ahead)  # keep on server: EXAMINE
+                state = box.select(folder, readonly=keep)  # keeping changes nothing: EXAMINE
                 cursor, start = self._imap_cursor(run, box, state, folder, incoming)
                 if state.uidnext is not None:
                     run.total = (run.total or 0) + max(state.uidnext - 1 - cursor.last_uid, 0)
                 messages = box.fetch_after(folder, cursor.last_uid, self._batch_size)
                 batches = _chunks(messages, self._batch_size, _raw_size, BATCH_BYTES)
-                for fetched in _read_ahead(batches) if read_ahead else batches:
+                for fetched in _read_ahead(batches) if keep else batches:
                     batch, keep_uids, skipped, cursor = self._prepare_imap(
                         run, fetched, cursor, start
                     )

@@ -12,7 +12,6 @@ gets the stdlib's behaviour exactly (tests/unit/inbox/test_headers.py compares t
 
 from __future__ import annotations
 
-import enum
 import re
 from email.message import Message
 from email.utils import collapse_rfc2231_value, unquote
@@ -21,13 +20,6 @@ _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
 # email.feedparser.headerRE: a field name and colon (RFC 5322 §3.6.8 ftext), a continuation, or
 # an mbox "From " envelope line; the first line that is none of these ends the header section.
 _HEADER_LINE = re.compile(r"From |[\041-\071\073-\176]*:|[\t ]")
-
-
-class _Absent(enum.Enum):
-    ABSENT = enum.auto()
-
-
-_MISSING = _Absent.ABSENT
 
 
 class Headers:
@@ -78,49 +70,45 @@ class Headers:
         return value.partition(";")[0].strip().lower()
 
     def get_boundary(self) -> str | None:
-        found = self._param("content-type", "boundary")
-        if found is _MISSING:
-            return None
-        if found is None:
+        params = self._params("content-type")
+        if params is None:
             return self._stdlib().get_boundary()
-        return collapse_rfc2231_value(found).rstrip()
+        found = params.get("boundary")
+        return None if found is None else collapse_rfc2231_value(found).rstrip()
 
     def get_content_charset(self) -> str | None:
-        found = self._param("content-type", "charset")
-        if found is _MISSING:
-            return None
-        if found is None:
+        params = self._params("content-type")
+        if params is None:
             return self._stdlib().get_content_charset()
-        return found.lower()  # an ASCII value: the stdlib's ASCII check passes
+        found = params.get("charset")
+        return None if found is None else found.lower()  # ASCII: the stdlib's check passes
 
     def get_filename(self) -> str | None:
-        found = self._param("content-disposition", "filename")
-        if found is _MISSING:
-            found = self._param("content-type", "name")
-        if found is _MISSING:
-            return None
-        if found is None:
-            return self._stdlib().get_filename()
-        return collapse_rfc2231_value(found).strip()
+        for header, name in (("content-disposition", "filename"), ("content-type", "name")):
+            params = self._params(header)
+            if params is None:
+                return self._stdlib().get_filename()
+            if name in params:
+                return collapse_rfc2231_value(params[name]).strip()
+        return None
 
-    def _param(self, header: str, wanted: str) -> str | _Absent | None:
-        """Parameter `wanted` of the first `header` field, unquoted as `Message.get_param`
-        does; _MISSING when there is none; None when the value needs the stdlib's own reading
-        (RFC 2231 names, backslash escapes, a quoted ";", 8-bit text)."""
+    def _params(self, header: str) -> dict[str, str] | None:
+        """The parameters of the first `header` field as `Message.get_param` reads them (names
+        lower-cased, values unquoted, the first of a repeated name counts); {} without such a
+        field; None when the value needs the stdlib's own reading (RFC 2231 names, backslash
+        escapes, a quoted ";", 8-bit text)."""
         value = self._first.get(header)
         if value is None:
-            return _MISSING
+            return {}
         if not value.isascii() or "*" in value or "\\" in value:
             return None
-        pieces = value.split(";")
-        for piece in pieces:
+        params: dict[str, str] = {}
+        for piece in value.split(";"):
             if piece.count('"') % 2:
                 return None  # a quoted ";": the stdlib joins pieces here
-        for piece in pieces:
             name, eq, found = piece.partition("=")
-            if name.strip().lower() == wanted:
-                return unquote(found.strip()) if eq else ""
-        return _MISSING
+            params.setdefault(name.strip().lower(), unquote(found.strip()) if eq else "")
+        return params
 
     def _stdlib(self) -> Message:
         if self._message is None:

@@ -14,6 +14,7 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from postroom.domain.inbox import header_end
 from postroom.services.headers import Headers, parse_headers
 
 _CHUNK = 1024 * 1024
@@ -31,24 +32,9 @@ class Part:
     end: int
 
 
-def _header_end(raw: bytes, start: int, end: int) -> tuple[int, int]:
-    """(end of the header section, start of the body): the first empty line, CRLF or bare LF."""
-    if raw.startswith(b"\r\n", start) or raw.startswith(b"\n", start):
-        return start, start + (2 if raw.startswith(b"\r\n", start) else 1)
-    crlf = raw.find(b"\r\n\r\n", start, end)
-    # A bare-LF blank line counts only before the first CRLF one: searching no further keeps
-    # a CRLF message from being scanned to its end.
-    lf = raw.find(b"\n\n", start, end if crlf < 0 else crlf)
-    if crlf >= 0 and lf < 0:
-        return crlf + 2, crlf + 4
-    if lf >= 0:
-        return lf + 1, lf + 2
-    return end, end
-
-
 def top_headers(raw: bytes) -> Headers:
     """The message's own header section, parsed (headers only)."""
-    head_end, _ = _header_end(raw, 0, len(raw))
+    head_end, _ = header_end(raw, 0, len(raw))
     return parse_headers(raw[:head_end])
 
 
@@ -94,7 +80,7 @@ def scan(
     `headers`: this part's header section when the caller has already parsed it (the top
     headers are needed anyway; parsing them twice was a third of the header work)."""
     end = len(raw) if end is None else end
-    head_end, body = _header_end(raw, start, end)
+    head_end, body = header_end(raw, start, end)
     if headers is None:
         headers = parse_headers(raw[start:head_end])
     boundary = headers.get_boundary() if headers.get_content_maintype() == "multipart" else None

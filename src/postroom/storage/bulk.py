@@ -73,7 +73,7 @@ class BulkInsert:
 
     def _prepare(self, dialect: sa.Dialect) -> tuple[str, str, str, _Converters]:
         quote = dialect.identifier_preparer.quote
-        marker = "?" if dialect.paramstyle == "qmark" else "%s"
+        marker = _marker(dialect)
         # Identifiers come from the table's metadata, quoted by the dialect; values are bound.
         table = dialect.identifier_preparer.format_table(self._table)
         names = ", ".join(quote(c.name) for c in self._columns)
@@ -106,12 +106,21 @@ class BulkUpdate:
 
     def _prepare(self, dialect: sa.Dialect) -> tuple[str, _Converters]:
         quote = dialect.identifier_preparer.quote
-        marker = "?" if dialect.paramstyle == "qmark" else "%s"
+        marker = _marker(dialect)
         table = dialect.identifier_preparer.format_table(self._table)
         *columns, key = self._columns
         sets = ", ".join(f"{quote(c.name)} = {marker}" for c in columns)
         sql = f"UPDATE {table} SET {sets} WHERE {quote(key.name)} = {marker}"  # noqa: S608
         return sql, _converters(dialect, self._columns)
+
+
+def _marker(dialect: sa.Dialect) -> str:
+    """The positional placeholder of the dialect's driver (sqlite3: qmark; psycopg: format)."""
+    if dialect.paramstyle == "qmark":
+        return "?"
+    if dialect.paramstyle in ("format", "pyformat"):
+        return "%s"
+    raise NotImplementedError(f"no bulk statements for paramstyle {dialect.paramstyle!r}")
 
 
 def _converters(dialect: sa.Dialect, columns: Sequence[sa.Column[Any]]) -> _Converters:

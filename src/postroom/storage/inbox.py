@@ -74,44 +74,11 @@ def _addresses(values: Sequence[Address]) -> list[list[str]]:
     return [[a.name, a.email] for a in values]
 
 
-def _parsed_values(parsed: ParsedMessage | None) -> dict[str, Any]:
-    if parsed is None:  # every key, so that a batch is one executemany
-        return {
-            "from_name": "",
-            "from_email": "",
-            "to_addrs": [],
-            "cc_addrs": [],
-            "reply_to_addrs": [],
-            "subject": "",
-            "sent_at": None,
-            "message_id": None,
-            "in_reply_to": "",
-            "references": [],
-            "text_body": "",
-            "html_body": "",
-            "has_attachments": False,
-        }
-    return {
-        "from_name": parsed.from_.name if parsed.from_ else "",
-        "from_email": parsed.from_.email if parsed.from_ else "",
-        "to_addrs": _addresses(parsed.to),
-        "cc_addrs": _addresses(parsed.cc),
-        "reply_to_addrs": _addresses(parsed.reply_to),
-        "subject": parsed.subject,
-        "sent_at": parsed.date,
-        "message_id": parsed.message_id,
-        "in_reply_to": parsed.in_reply_to,
-        "references": list(parsed.references),
-        "text_body": parsed.text_body,
-        "html_body": parsed.html_body,
-        "has_attachments": bool(parsed.attachments),
-    }
-
-
 _EMPTY_PARSED: tuple[Any, ...] = ("", "", [], [], [], "", None, None, "", [], "", "", False)
 
 
 def _parsed_row(p: ParsedMessage | None) -> tuple[Any, ...]:
+    """The parsed view's column values (_PARSED_COLUMNS), empty for a quarantined message."""
     if p is None:
         return _EMPTY_PARSED
     return (
@@ -154,11 +121,15 @@ def _message_row(new: NewMessage) -> tuple[Any, ...]:
     )
 
 
+# The parsed view's columns, in the order of _parsed_row, then every column a new row sets.
+_PARSED_COLUMNS = [
+    "from_name", "from_email", "to_addrs", "cc_addrs", "reply_to_addrs", "subject", "sent_at",
+    "message_id", "in_reply_to", "references", "text_body", "html_body", "has_attachments",
+]  # fmt: skip
 _MESSAGE_COLUMNS = [
     "account_id", "dedupe_key", "status", "quarantine_reason", "folder", "uid", "uidvalidity",
     "pop3_uidl", "flags", "internaldate", "raw_sha256", "raw_inline", "size", "fetched_at",
-    "from_name", "from_email", "to_addrs", "cc_addrs", "reply_to_addrs", "subject", "sent_at",
-    "message_id", "in_reply_to", "references", "text_body", "html_body", "has_attachments",
+    *_PARSED_COLUMNS,
 ]  # fmt: skip
 _INSERT_MESSAGE = BulkInsert(
     inbox_messages,
@@ -253,7 +224,8 @@ class InboxRepository:
     ) -> None:
         """Store a new parse result (re-parse): parsed view and attachments, or quarantine."""
         status = MessageStatus.PARSED if parsed else MessageStatus.QUARANTINED
-        values = _parsed_values(parsed) | {"status": status.value, "quarantine_reason": reason}
+        values = dict(zip(_PARSED_COLUMNS, _parsed_row(parsed), strict=True))
+        values |= {"status": status.value, "quarantine_reason": reason}
         conn.execute(sa.update(inbox_messages).where(_m.id == message_id).values(**values))
         conn.execute(
             sa.delete(inbox_attachments).where(inbox_attachments.c.message_id == message_id)

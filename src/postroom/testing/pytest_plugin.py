@@ -12,6 +12,8 @@ POSTROOM_REQUIRE_SERVICES=1). Tests that use a fixture get its marker (`dovecot`
     smtp_sink      the session's SmtpSink, cleared (count 0, no dumps) for each test
     postgres_url   SQLAlchemy URL of a fresh database, dropped at the end of the session
     own_postgres_url  the same for one test (`postgres_database()` for other scopes)
+    own_database_url  a database of one test's own, once on a SQLite file and once (marked
+                   `postgres`) on PostgreSQL: the test runs on both
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import contextlib
 import os
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import trustme
@@ -139,3 +142,11 @@ def own_postgres_url() -> Iterator[str]:
     """A database of this test's own (migrations walked down and up, or a schema of its own)."""
     with postgres_database("postroom_own") as url:
         yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def own_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database of this test's own, on SQLite and then on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'own.db'}"
+    return str(request.getfixturevalue("own_postgres_url"))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -25,14 +24,10 @@ from postroom.storage.tables.outbox import (
 from postroom.storage.types import utcnow
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
+@pytest.fixture
+def engine(own_database_url: str) -> Iterator[sa.Engine]:
     """An engine on a database of its own (this test walks the schema down and up)."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'migrate.db'}"
-    else:
-        url = str(request.getfixturevalue("own_postgres_url"))
-    engine = make_engine(url)
+    engine = make_engine(own_database_url)
     yield engine
     engine.dispose()
 

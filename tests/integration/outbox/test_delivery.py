@@ -204,41 +204,45 @@ def test_550_at_mail_of_message_2_leaves_1_and_3_sent(container: Container) -> N
     assert [r.recipients for r in peer.received] == [["a@dest.example"], ["c@dest.example"]]
 
 
-def test_452_on_rcpt_of_message_2_defers_only_it(container: Container) -> None:
-    (first, second, third), peer = _three(
-        container, Script({"RCPT:b@dest.example": "452 4.2.2 mailbox full"})
-    )
-    assert [first.status, second.status, third.status] == [
-        MessageStatus.SENT,
-        MessageStatus.DEFERRED,
-        MessageStatus.SENT,
-    ]
-    assert second.recipients[0].code == 452
-    assert peer.connections == 1
-    assert len(peer.received) == 2
-
-
-def test_554_after_data_of_message_1_while_message_2_is_in_flight(container: Container) -> None:
-    (first, second, third), peer = _three(container, Script({"DOT#1": "554 5.6.0 refused"}))
-    assert [first.status, second.status, third.status] == [
-        MessageStatus.FAILED,
-        MessageStatus.SENT,
-        MessageStatus.SENT,
-    ]
-    assert first.recipients[0].code == 554
-    assert peer.connections == 1
-
-
-def test_421_as_final_reply_defers_and_the_rest_reconnect(container: Container) -> None:
-    script = Script({"DOT#2": "421 4.3.2 shutting down"}, connections=1)
-    (first, second, third), peer = _three(container, script)
-    assert [first.status, second.status, third.status] == [
-        MessageStatus.SENT,
-        MessageStatus.DEFERRED,
-        MessageStatus.SENT,
-    ]
-    assert second.recipients[0].code == 421
-    assert peer.connections == 2
+@pytest.mark.parametrize(
+    ("script", "statuses", "refused", "connections"),
+    [
+        pytest.param(
+            Script({"RCPT:b@dest.example": "452 4.2.2 mailbox full"}),
+            ("sent", "deferred", "sent"),
+            (1, 452),
+            1,
+            id="452-at-rcpt-of-message-2-defers-only-it",
+        ),
+        pytest.param(
+            Script({"DOT#1": "554 5.6.0 refused"}),
+            ("failed", "sent", "sent"),
+            (0, 554),
+            1,
+            id="554-after-data-of-message-1-while-message-2-is-in-flight",
+        ),
+        pytest.param(
+            Script({"DOT#2": "421 4.3.2 shutting down"}, connections=1),
+            ("sent", "deferred", "sent"),
+            (1, 421),
+            2,
+            id="421-as-final-reply-defers-and-the-rest-reconnect",
+        ),
+    ],
+)
+def test_a_refusal_settles_only_its_message(
+    container: Container,
+    script: Script,
+    statuses: tuple[str, str, str],
+    refused: tuple[int, int],
+    connections: int,
+) -> None:
+    messages, peer = _three(container, script)
+    assert [m.status for m in messages] == [MessageStatus(s) for s in statuses]
+    index, code = refused
+    assert messages[index].recipients[0].code == code
+    assert peer.connections == connections
+    assert len(peer.received) == 2  # the other two went through
 
 
 def test_stop_finishes_the_message_already_taken(container: Container) -> None:

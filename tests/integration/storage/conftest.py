@@ -58,12 +58,3 @@ def container(database_url: str, backend: str, tmp_path: Path) -> Iterator[Conta
     if backend == "postgres":
         _empty_postgres(container.engine)
     container.close()
-
-
-@pytest.fixture
-def empty_database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A database with no tables at all (for migration tests): a new PostgreSQL database,
-    dropped afterwards, or a new SQLite file."""
-    if backend == "sqlite":
-        return f"sqlite:///{tmp_path / 'empty.db'}"
-    return str(request.getfixturevalue("own_postgres_url"))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -29,13 +28,9 @@ things = sa.Table(
 COLUMNS = ["key", "at", "tags", "flag", "blob", "references", "trail"]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'bulk.db'}"
-    else:
-        url = str(request.getfixturevalue("own_postgres_url"))
-    engine = make_engine(url)
+@pytest.fixture
+def engine(own_database_url: str) -> Iterator[sa.Engine]:
+    engine = make_engine(own_database_url)
     _meta.create_all(engine)
     yield engine
     engine.dispose()

@@ -10,8 +10,8 @@ from postroom.storage.engine import alembic_config, current_revision, make_engin
 from postroom.storage.tables import metadata
 
 
-def test_upgrade_head_on_an_empty_database_matches_the_tables(empty_database_url: str) -> None:
-    engine = make_engine(empty_database_url)
+def test_upgrade_head_on_an_empty_database_matches_the_tables(own_database_url: str) -> None:
+    engine = make_engine(own_database_url)  # a new database: no tables at all
     try:
         assert current_revision(engine) is None
         upgrade(engine)

@@ -59,6 +59,13 @@ def test_header_block_stops_at_first_empty_line() -> None:
     assert header_block(b"no body at all") == b"no body at all"
 
 
+def test_a_message_starting_with_an_empty_line_has_no_header_section() -> None:
+    # As the MIME scanner reads it (the one header_end rule): what follows is all body.
+    raw = b"\r\nMessage-ID: <in-the-body@x>\r\n\r\ntext"
+    assert header_block(raw) == b""
+    assert raw_message_id(raw) is None
+
+
 def test_plan_folder_first_continue_resync() -> None:
     assert plan_folder([], 7).action is CursorAction.FIRST
     old = Cursor("INBOX", 7, 42, NOW)
