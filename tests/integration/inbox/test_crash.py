@@ -34,6 +34,9 @@ while True:
 print(report.ok, report.stored, report.duplicates, report.error)
 """
 COUNT = 240
+# ~40 KB a message: a sync of them all takes long enough (hundreds of milliseconds) for the
+# kill below to land inside it on any machine; with tiny messages a fast run finished first.
+PADDING = "padding to make each fetch take a while\r\n" * 1000
 
 
 def fetcher(tmp_path: Path, container: Container, account_id: int) -> subprocess.Popen[bytes]:
@@ -64,14 +67,15 @@ def test_killed_fetcher_loses_and_duplicates_nothing(
     account_id, user = make_account()
     assert container.fetching.fetch_account(account_id).ok  # sets the import start
     for i in range(COUNT):
-        dovecot.deliver(user, mail(f"m{i:04d}", message_id=i % 3 != 0, body=f"n{i}"))
+        dovecot.deliver(user, mail(f"m{i:04d}", message_id=i % 3 != 0, body=f"n{i}\r\n{PADDING}"))
 
     kills_mid_fetch = 0
     for _ in range(3):
         proc = fetcher(tmp_path, container, account_id)
         start = stored_count(container, account_id)
-        while proc.poll() is None and stored_count(container, account_id) < start + 8:
-            time.sleep(0.005)
+        # Killed once the first batch (4 messages) is in: the rest are mid-fetch.
+        while proc.poll() is None and stored_count(container, account_id) < start + 4:
+            time.sleep(0.001)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         if proc.returncode == -signal.SIGKILL and stored_count(container, account_id) < COUNT:
