@@ -12,7 +12,7 @@ from __future__ import annotations
 import smtplib
 import socket
 from collections.abc import Sequence
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from postroom import errors
 from postroom.domain.accounts import Security
@@ -27,37 +27,57 @@ if TYPE_CHECKING:
 
 # One reply longer than this is a hostile or broken server, not a long EHLO list.
 MAX_REPLY_LINES = 1000
+# smtplib's limit for one reply line, line end included.
+MAX_LINE = 8192
+_RECV_SIZE = 65536
 
 
 class _ReplyReader:
-    """smtplib's reply file: every read bounded by the deadline, recorded, and size-checked."""
+    """The server's replies, read from the socket in whole chunks and split into lines.
 
-    def __init__(self, raw: IO[bytes], sock: socket.socket, wire: Wire) -> None:
-        self._raw, self._sock, self._wire = raw, sock, wire
-        self.lines = 0
+    A pipelined write is answered by several replies that arrive together; one recv() takes
+    them all, where a buffered file's readline() cost several calls per line. Every recv is
+    bounded by the deadline, every line is recorded and checked against the length limit.
+    """
 
-    def readline(self, size: int = -1) -> bytes:
-        self._wire.arm(self._sock)
-        line = self._raw.readline(size)
-        if line:
-            self._wire.received(line)
-        if 0 < size <= len(line) and not line.endswith(b"\n"):
-            raise errors.ProtocolError(f"the server sent a line longer than {size - 1} bytes")
-        self.lines += 1
-        if self.lines > MAX_REPLY_LINES:
-            raise errors.ProtocolError(f"the server sent more than {MAX_REPLY_LINES} reply lines")
+    def __init__(self, sock: socket.socket, wire: Wire) -> None:
+        self.sock, self._wire = sock, wire
+        self._data = b""
+        self._pos = 0
+
+    @property
+    def pending(self) -> bool:
+        """Bytes were received that no reply has taken yet."""
+        return self._pos < len(self._data)
+
+    def line(self) -> bytes:
+        """The next line with its line end; at the end of the stream what is left (maybe a
+        line without its end), then b"". OSError from the socket or the deadline."""
+        while (end := self._data.find(b"\n", self._pos)) < 0:
+            if len(self._data) - self._pos >= MAX_LINE:
+                raise errors.ProtocolError(f"the server sent a line longer than {MAX_LINE} bytes")
+            self._wire.arm(self.sock)
+            chunk = self.sock.recv(_RECV_SIZE)
+            if not chunk:
+                line, self._data, self._pos = self._data[self._pos :], b"", 0
+                if line:
+                    self._wire.received(line)
+                return line
+            self._data, self._pos = self._data[self._pos :] + chunk, 0
+        if end - self._pos >= MAX_LINE:
+            raise errors.ProtocolError(f"the server sent a line longer than {MAX_LINE} bytes")
+        line, self._pos = self._data[self._pos : end + 1], end + 1
+        self._wire.received(line)
         return line
-
-    def close(self) -> None:
-        self._raw.close()
 
 
 class WireSMTP(smtplib.SMTP):
-    """smtplib over a socket we connected (policy-checked IP) and a recording reader."""
+    """smtplib over a socket we connected (policy-checked IP), with our own reply reader."""
 
     def __init__(self, wire: Wire, sock: socket.socket, local_hostname: str) -> None:
         self._wire = wire
         self._connected = sock
+        self._replies: _ReplyReader | None = None
         self.writes = 0  # sendall calls: what pipelining saves (SmtpSession.writes)
         super().__init__(local_hostname=local_hostname, timeout=wire.endpoint.timeout_s)
         # starttls() sends SNI and checks the certificate against _host; connect() does not set
@@ -82,11 +102,42 @@ class WireSMTP(smtplib.SMTP):
         super().send(b"".join(parts))
 
     def getreply(self) -> tuple[int, bytes]:
-        if self.file is None and self.sock is not None:
-            self.file = _ReplyReader(self.sock.makefile("rb"), self.sock, self._wire)
-        if isinstance(self.file, _ReplyReader):
-            self.file.lines = 0
-        return super().getreply()
+        """smtplib's contract: (code, text with lines joined by "\n"), code -1 when the
+        reply does not start with one; SMTPServerDisconnected (connection closed) when the
+        peer hangs up or a read fails, the read's error as its cause."""
+        if self.sock is None:
+            raise smtplib.SMTPServerDisconnected("please run connect() first")
+        if self._replies is None or self._replies.sock is not self.sock:  # new, or STARTTLS
+            if self._replies is not None and self._replies.pending:
+                # Sent in plaintext behind the 220 to STARTTLS: it must not pass for a reply
+                # protected by TLS (command injection, CVE-2011-0411).
+                self.close()
+                raise errors.ProtocolError("the server sent more than its reply to STARTTLS")
+            self._replies = _ReplyReader(self.sock, self._wire)
+        lines: list[bytes] = []
+        for _ in range(MAX_REPLY_LINES):
+            try:
+                line = self._replies.line()
+            except OSError as exc:
+                self.close()
+                raise smtplib.SMTPServerDisconnected(
+                    f"Connection unexpectedly closed: {exc}"
+                ) from exc
+            if not line:
+                self.close()
+                raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+            lines.append(line[4:].strip(b" \t\r\n"))
+            try:
+                code = int(line[:3])
+            except ValueError:
+                return -1, b"\n".join(lines)
+            if line[3:4] != b"-":
+                return code, b"\n".join(lines)
+        raise errors.ProtocolError(f"the server sent more than {MAX_REPLY_LINES} reply lines")
+
+    def close(self) -> None:
+        self._replies = None
+        super().close()
 
 
 def reply_text(raw: bytes | str) -> str:

@@ -37,6 +37,7 @@ from postroom.storage.tables.outbox import (
     outbox_recipients,
     workers,
 )
+from postroom.storage.types import UtcDateTime
 
 M, R, A, B = outbox_messages, outbox_recipients, outbox_attempts, outbox_bodies
 _OPEN = (RecipientStatus.PENDING.value, RecipientStatus.DEFERRED.value)
@@ -133,6 +134,56 @@ _LOG_INSERT = BulkInsert(
 _RECIPIENT_UPDATE = BulkUpdate(R, ["status", "code", "enhanced", "text", "updated_at"], "id")
 
 
+def _due_arm(status: str, due: sa.ColumnElement[bool], locking: bool) -> sa.Select[Any]:
+    """The first :limit due rows of one status, in claim order.
+
+    One status at a time walks ix_outbox_messages_claim (status, priority, next_attempt_at,
+    and the rowid after them) in order and stops after :limit rows; a single OR over the
+    statuses made SQLite collect and sort every due row of the queue on each claim, so a claim
+    cost grew with the queue (measured: 4 ms per claim of 250 with 20,000 queued).
+    """
+    paused = sa.select(account_outgoing.c.account_id).where(account_outgoing.c.paused == sa.true())
+    arm = (
+        sa.select(M.c.id, M.c.priority, M.c.next_attempt_at)
+        .where(M.c.status == status, due, M.c.account_id.not_in(paused))
+        .order_by(M.c.priority, M.c.next_attempt_at, M.c.id)
+        .limit(sa.bindparam("limit"))
+    )
+    if locking:
+        arm = arm.with_for_update(skip_locked=True, of=M)
+    # Wrapped: SQLite takes no ORDER BY / LIMIT on a bare member of a compound SELECT.
+    return sa.select(arm.subquery())
+
+
+def _claim_statement(locking: bool) -> sa.Update:
+    """The claim (see QueueRepository.claim) with :now, :limit, :owner and :until bound."""
+    now = sa.bindparam("now", type_=UtcDateTime)
+    arms = [_due_arm(s.value, M.c.next_attempt_at <= now, locking) for s in CLAIMABLE]
+    arms.append(_due_arm(MessageStatus.SENDING.value, M.c.lease_until < now, locking))
+    due = sa.union_all(*arms).subquery("due")
+    pick = (
+        sa.select(due.c.id)
+        .order_by(due.c.priority, due.c.next_attempt_at, due.c.id)
+        .limit(sa.bindparam("limit"))
+    )
+    return (
+        sa.update(M)
+        .where(M.c.id.in_(pick.scalar_subquery()))
+        .values(
+            status=MessageStatus.SENDING.value,
+            lease_owner=sa.bindparam("owner"),
+            lease_until=sa.bindparam("until", type_=UtcDateTime),
+            attempts=M.c.attempts + 1,
+            updated_at=now,
+        )
+        .returning(*_CLAIMED)
+    )
+
+
+# Built once (compiling per claim cost more than the claim); FOR UPDATE SKIP LOCKED on PostgreSQL.
+_CLAIM, _CLAIM_LOCKING = _claim_statement(locking=False), _claim_statement(locking=True)
+
+
 class QueueRepository:
     # -- the queue -----------------------------------------------------------------------------
 
@@ -144,38 +195,16 @@ class QueueRepository:
 
         Due: queued/deferred with next_attempt_at <= now, or sending with an expired lease (its
         worker died; the message may have gone out, so this is where at-least-once comes from).
-        Paused accounts are skipped. On PostgreSQL the inner SELECT adds FOR UPDATE SKIP LOCKED
-        so concurrent workers take disjoint rows without waiting; SQLite has no row locks (and
-        SQLAlchemy would silently drop the clause) but BEGIN IMMEDIATE serialises writers.
-        This is the only dialect branch of the queue.
+        Paused accounts are skipped. Highest priority first, then the longest due, then FIFO.
+        Each kind of due row is picked by its own arm (see `_due_arm`), so a claim reads about
+        `limit` rows per arm whatever the length of the queue. On PostgreSQL the arms add FOR
+        UPDATE SKIP LOCKED so concurrent workers take disjoint rows without waiting; SQLite has
+        no row locks (and SQLAlchemy would silently drop the clause) but BEGIN IMMEDIATE
+        serialises writers. This is the only dialect branch of the queue.
         """
-        paused = sa.select(account_outgoing.c.account_id).where(
-            account_outgoing.c.paused == sa.true()
-        )
-        due = sa.or_(
-            sa.and_(M.c.status.in_([s.value for s in CLAIMABLE]), M.c.next_attempt_at <= now),
-            sa.and_(M.c.status == MessageStatus.SENDING.value, M.c.lease_until < now),
-        )
-        pick = (
-            sa.select(M.c.id)
-            .where(due, M.c.account_id.not_in(paused))
-            .order_by(M.c.priority, M.c.id)
-            .limit(limit)
-        )
-        if conn.dialect.name == "postgresql":
-            pick = pick.with_for_update(skip_locked=True, of=M)
-        rows = conn.execute(
-            sa.update(M)
-            .where(M.c.id.in_(pick.scalar_subquery()))
-            .values(
-                status=MessageStatus.SENDING.value,
-                lease_owner=owner,
-                lease_until=now + timedelta(seconds=lease_s),
-                attempts=M.c.attempts + 1,
-                updated_at=now,
-            )
-            .returning(*_CLAIMED)
-        ).all()
+        claim = _CLAIM_LOCKING if conn.dialect.name == "postgresql" else _CLAIM
+        params = {"now": now, "limit": limit, "owner": owner}
+        rows = conn.execute(claim, {**params, "until": now + timedelta(seconds=lease_s)}).all()
         return self._claimed(conn, sorted(rows, key=lambda r: r.id))
 
     def leased(self, conn: sa.Connection, message_id: int, owner: str) -> ClaimedMessage:

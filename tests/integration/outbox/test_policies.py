@@ -7,10 +7,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from postroom.domain.accounts import AuthMode, Transport
 from postroom.domain.outbox import MessageStatus, RecipientStatus
 from postroom.errors import Conflict
+from postroom.storage.tables.outbox import outbox_messages
 from postroom.storage.types import utcnow
 from postroom.testing.peer import free_ports
 from postroom.wiring import Container
@@ -129,6 +131,32 @@ def test_expired_lease_returns_the_message_to_the_queue(container: Container) ->
             later = container.outbox_repo.claim(conn, "other", 10, 30, now + timedelta(seconds=31))
         assert [m.id for m in later] == [sent.message.id]
         assert later[0].attempts == 2
+
+
+def test_claim_order_priority_then_longest_due_then_fifo(container: Container) -> None:
+    account_id = make_account(container, 25)
+    now = utcnow()
+    low = container.outbox.submit(SYSTEM, draft(account_id, priority=9)).message.id
+    first, second = (container.outbox.submit(SYSTEM, draft(account_id)).message.id for _ in "ab")
+    retry = container.outbox.submit(SYSTEM, draft(account_id)).message.id
+    later = container.outbox.submit(
+        SYSTEM, draft(account_id, send_after=now + timedelta(hours=1))
+    ).message.id
+    urgent = container.outbox.submit(SYSTEM, draft(account_id, priority=1)).message.id
+    m = outbox_messages
+    with container.engine.begin() as conn:
+        # A retry due for ten minutes goes before mail queued just now at the same priority.
+        conn.execute(
+            sa.update(m)
+            .where(m.c.id == retry)
+            .values(status="deferred", attempts=1, next_attempt_at=now - timedelta(minutes=10))
+        )
+        at = utcnow()
+        claimed = [c.id for c in container.outbox_repo.claim(conn, "w", 3, 30, at)]
+        rest = [c.id for c in container.outbox_repo.claim(conn, "w", 10, 30, at)]
+    assert claimed == sorted([urgent, retry, first])  # the three first in claim order …
+    assert sorted(rest) == sorted([second, low])  # … then the others; `later` is not due
+    assert later not in claimed + rest
 
 
 def test_sendmail_transport_records_exit_status(container: Container, tmp_path: Path) -> None:
