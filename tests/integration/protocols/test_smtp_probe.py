@@ -295,3 +295,21 @@ def test_scripted_starttls_upgrade_with_untrusted_certificate(
         result = probe(peer.port, make_endpoint, policy, Security.STARTTLS)
     assert result.error_class is ErrorClass.TLS_VERIFY
     assert result.steps[-1].name == "starttls"
+
+
+def test_plaintext_behind_the_starttls_reply_is_refused(
+    ca: LocalCA, make_endpoint: MakeEndpoint, policy: NetworkPolicy
+) -> None:
+    # CVE-2011-0411: a reply sent in plaintext with the 220 must not pass for one sent over TLS.
+    script = Script(
+        replies=(
+            (b"EHLO", b"250-scripted.test\r\n250 STARTTLS\r\n"),
+            (b"STARTTLS", b"220 2.0.0 Ready to start TLS\r\n250-injected\r\n250 AUTH PLAIN\r\n"),
+        ),
+        tls=ca.server_cert().server_context(),
+    )
+    with ScriptedPeer(script) as peer:
+        result = probe(peer.port, make_endpoint, policy, Security.STARTTLS)
+    assert result.error_class is ErrorClass.PROTOCOL_ERROR
+    assert "more than its reply to STARTTLS" in result.error_message
+    assert not result.ok
