@@ -214,7 +214,8 @@ class SmtpSession(Session):
         own send() raises. ValueError if the previous send() had another message as `then`.
         """
         mail = Mail(envelope_from, tuple(recipients), raw)
-        check(mail)
+        if self._ahead is None:
+            check(mail)  # a `then` was checked before it was written
         smtp, wire = self._begin()
         ahead, self._ahead = self._ahead, None
         if ahead is not None and ahead.mail != mail:

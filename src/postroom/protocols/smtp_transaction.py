@@ -101,9 +101,13 @@ def dot_stuffed(raw: bytes) -> bytes:
     """CRLF line ends (RFC 5321 §2.3.8), leading dots doubled (§4.5.2), then CRLF . CRLF.
 
     bytes.replace, not regular expressions: this runs once per message on the delivery path
-    and is several times faster (a bare CR stays as it is, as before).
+    and is several times faster (a bare CR stays as it is, as before). Messages Postroom
+    composed already have CRLF line ends; counting (memchr speed) spares them two copies.
     """
-    data = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n").replace(b"\n.", b"\n..")
+    if raw.count(b"\n") == raw.count(b"\r\n"):
+        data = raw.replace(b"\n.", b"\n..")
+    else:
+        data = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n").replace(b"\n.", b"\n..")
     if data.startswith(b"."):
         data = b"." + data
     if not data.endswith(b"\r\n"):

@@ -295,28 +295,39 @@ class AccountService:
         stored credentials."""
         with self._engine.begin() as conn:
             account = self._repo.get(conn, account_id)
-            out = account.outgoing
-            if out is None:
-                raise Conflict(f"account {account.name!r} has no outgoing server")
-            username, password = out.username, None
-            if out.auth_mode is AuthMode.CENTRAL:
-                password = self._repo.stored_password(conn, account_id, "outgoing")
-            elif out.auth_mode is AuthMode.PER_EMPLOYEE:
-                cred = (
-                    None
-                    if sender_user_id is None
-                    else self._people.credential_secret(conn, sender_user_id, account_id)
+            return account, self._outgoing_endpoint(conn, account, sender_user_id)
+
+    def sending_endpoint(self, account: Account, *, sender_user_id: int | None = None) -> Endpoint:
+        """`outgoing_endpoint` for an account already loaded (the worker, once per connection):
+        only the password is read."""
+        with self._engine.begin() as conn:
+            return self._outgoing_endpoint(conn, account, sender_user_id)
+
+    def _outgoing_endpoint(
+        self, conn: sa.Connection, account: Account, sender_user_id: int | None
+    ) -> Endpoint:
+        out = account.outgoing
+        if out is None:
+            raise Conflict(f"account {account.name!r} has no outgoing server")
+        username, password = out.username, None
+        if out.auth_mode is AuthMode.CENTRAL:
+            password = self._repo.stored_password(conn, account.id, "outgoing")
+        elif out.auth_mode is AuthMode.PER_EMPLOYEE:
+            cred = (
+                None
+                if sender_user_id is None
+                else self._people.credential_secret(conn, sender_user_id, account.id)
+            )
+            if cred is None:
+                raise InvalidInput(
+                    fields={
+                        "credentials": f"account {account.name!r} sends with each employee's own login, and the sender has none stored (My settings → credentials)"
+                    }
                 )
-                if cred is None:
-                    raise InvalidInput(
-                        fields={
-                            "credentials": f"account {account.name!r} sends with each employee's own login, and the sender has none stored (My settings → credentials)"
-                        }
-                    )
-                username, password = cred
-            else:
-                username = ""
-        return account, self._endpoint(out.host or "localhost", out.port, out, username, password)
+            username, password = cred
+        else:
+            username = ""
+        return self._endpoint(out.host or "localhost", out.port, out, username, password)
 
     def incoming_endpoint(self, account_id: int) -> tuple[Account, Endpoint]:
         with self._engine.begin() as conn:

@@ -61,7 +61,10 @@ __all__ = ["Chunk", "DeliveryResult", "DeliveryService"]
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    account_id: int
+    """Messages for one connection, with their account as loaded when the batch was planned
+    (its state is re-read at the next claim, a fraction of a second later)."""
+
+    account: Account
     messages: tuple[ClaimedMessage, ...]
 
 
@@ -119,7 +122,7 @@ class DeliveryService:
                     leftover += [m.id for m in part]
                     continue
                 used[account_id] = used.get(account_id, 0) + 1
-                chunks.append(Chunk(account_id, tuple(part)))
+                chunks.append(Chunk(accounts[account_id], tuple(part)))
         if leftover:
             with self._engine.begin() as conn:
                 self._repo.release(conn, leftover, owner, utcnow())
@@ -127,7 +130,8 @@ class DeliveryService:
 
     def deliver_one(self, message: ClaimedMessage, owner: str) -> DeliveryResult:
         """Deliver one leased message now (immediate mode) and return its result."""
-        results = self.deliver_chunk(Chunk(message.account_id, (message,)), owner, capture=True)
+        account = self._accounts.get_system(message.account_id)
+        results = self.deliver_chunk(Chunk(account, (message,)), owner, capture=True)
         if results:
             return results[0]
         with self._engine.begin() as conn:  # released (rate limit, auth hold): still queued
@@ -145,7 +149,7 @@ class DeliveryService:
         capture: bool = False,
     ) -> list[DeliveryResult]:
         """Send a chunk over one connection; returns a result per message that was tried."""
-        account = self._accounts.get_system(chunk.account_id)
+        account = chunk.account
         if self._usable(account):
             return self._run(account, chunk.messages, owner, stop, None, capture)
         backup = self._failover(account)
@@ -183,7 +187,7 @@ class DeliveryService:
         stop: threading.Event | None,
         capture: bool,
     ) -> list[DeliveryResult]:
-        hold = self._auth_hold(run.account)
+        failing, hold = self._auth_state(run.account)
         if hold is not None:
             with self._engine.begin() as conn:
                 self._repo.release(conn, [m.id for m in messages], run.owner, utcnow(), hold)
@@ -198,7 +202,8 @@ class DeliveryService:
                     assert run.recorder is not None
                     run.recorder.flush()  # connecting may take long: commit what is known
                     try:
-                        session = self._open(run, message)
+                        session = self._open(run, message, failing)
+                        failing = None
                     except errors.PostroomError as exc:
                         rest = list(messages[messages.index(message) :])
                         return results + self._open_failed(run, rest, stop, capture, exc)
@@ -257,9 +262,11 @@ class DeliveryService:
                 allowed.append(message)
         return allowed
 
-    def _open(self, run: Run, message: ClaimedMessage) -> SmtpSession:
-        _, endpoint = self._accounts.outgoing_endpoint(
-            run.account.id, sender_user_id=message.sender_user_id
+    def _open(self, run: Run, message: ClaimedMessage, failing: datetime | None) -> SmtpSession:
+        """Connect and log in; `failing` (the account's login was failing) is cleared once a
+        login works again."""
+        endpoint = self._accounts.sending_endpoint(
+            run.account, sender_user_id=message.sender_user_id
         )
         session = SmtpSession(
             endpoint,
@@ -268,8 +275,8 @@ class DeliveryService:
             operation_deadline_s=max(endpoint.timeout_s * 4, 30.0),
         )
         session.open()
-        with self._engine.begin() as conn:
-            if self._repo.auth_failing_since(conn, run.account.id) is not None:
+        if failing is not None:
+            with self._engine.begin() as conn:
                 self._repo.set_auth_failing(conn, run.account.id, None)
                 self._log.write(
                     "Outgoing",
@@ -307,15 +314,16 @@ class DeliveryService:
         outcome = "auth_failed" if isinstance(exc, errors.AuthFailed) else "deferred"
         return [self._results.defer(run, m, exc.message, outcome) for m in messages]
 
-    def _auth_hold(self, account: Account) -> datetime | None:
-        """While the account's login fails, the time before which no login is tried again."""
+    def _auth_state(self, account: Account) -> tuple[datetime | None, datetime | None]:
+        """Since when the account's login fails (None: it works) and, while it fails, the time
+        before which no login is tried again (None: try now)."""
         with self._engine.begin() as conn:
             since = self._repo.auth_failing_since(conn, account.id)
+            if since is None:
+                return None, None
             last = self._repo.last_attempt_at(conn, account.id, "auth_failed")
-        if since is None or last is None:
-            return None
-        hold = self._policy.auth_hold_until(since, last)
-        return hold if hold > utcnow() else None
+        hold = None if last is None else self._policy.auth_hold_until(since, last)
+        return since, hold if hold is not None and hold > utcnow() else None
 
     def _flag_auth_failure(self, account: Account, exc: errors.PostroomError) -> None:
         """Mark the account and move all its waiting mail to the next backoff step, so the

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from postroom import errors
 from postroom.domain.delivery import Reply
@@ -51,6 +55,15 @@ def test_utf8_addresses_need_smtputf8_and_line_breaks_are_refused() -> None:
 )
 def test_dot_stuffed(raw: bytes, stuffed: bytes) -> None:
     assert dot_stuffed(raw) == stuffed
+
+
+@given(st.lists(st.sampled_from([b"a", b".", b"\r", b"\n", b"\r\n", b"\r\n."])).map(b"".join))
+def test_dot_stuffed_fast_path_means_the_same(raw: bytes) -> None:
+    # The reference: every line end made CRLF, every line starting with "." gets another.
+    lines = re.sub(rb"\r?\n", b"\n", raw).split(b"\n")
+    body = b"\r\n".join(b"." + line if line.startswith(b".") else line for line in lines)
+    expected = body + (b"" if body.endswith(b"\r\n") else b"\r\n") + b".\r\n"
+    assert dot_stuffed(raw) == expected
 
 
 def test_partial_refusal_sends_the_body_to_the_accepted_one() -> None:
