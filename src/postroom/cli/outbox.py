@@ -202,7 +202,9 @@ def explain(
 
 def worker(
     name: Annotated[str | None, typer.Option(help="Worker name (default host-pid).")] = None,
-    concurrency: Annotated[int, typer.Option(help="Delivery threads.")] = 4,
+    concurrency: Annotated[
+        int, typer.Option(help="SMTP connections at a time (served by one thread).")
+    ] = 4,
 ) -> None:
     """Run the delivery worker (and fetch scheduler) until SIGTERM/SIGINT."""
     from postroom.worker.runner import Worker
@@ -210,6 +212,6 @@ def worker(
     with translated_errors():
         runner = Worker(get_container(), name, concurrency)
         runner.install_signal_handlers()
-        console.print(f"worker {runner.name} started ({runner.concurrency} threads)")
+        console.print(f"worker {runner.name} started ({runner.concurrency} connections)")
         runner.run()
         console.print(f"worker {runner.name} stopped after {runner.delivered} messages")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import smtplib
+import socket
 from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -182,6 +183,8 @@ class SmtpSession(Session):
         self._wire: Wire | None = None
         # `then` of the last send(): its envelope was written, its replies are still unread.
         self._ahead: Transaction | None = None
+        # After start(): the message whose body is out, and the `then` that rode along.
+        self._written: tuple[Verdict, Transaction | None] | None = None
         self._step = "mail_from"  # where a failure happened, for classify()
 
     @property
@@ -213,6 +216,48 @@ class SmtpSession(Session):
         raised before anything is written; an invalid `then` just does not ride along, so its
         own send() raises. ValueError if the previous send() had another message as `then`.
         """
+        early = self.start(envelope_from, recipients, raw, then=then)
+        return early if early is not None else self.finish()
+
+    @property
+    def pipelining(self) -> bool:
+        """The server offers PIPELINING (RFC 2920)."""
+        return self._smtp is not None and self._smtp.has_extn("pipelining")
+
+    def announce(self, envelope_from: str, recipients: Sequence[str], raw: bytes) -> None:
+        """With PIPELINING, write the envelope of the message the next start() is for, so its
+        replies can be awaited (`waiting_on`) like those of a `then`; nothing when one is out
+        already or the server does not pipeline. Raises as send() does."""
+        if self._ahead is not None or not self.pipelining:
+            return
+        mail = Mail(envelope_from, tuple(recipients), raw)
+        check(mail)
+        smtp, _ = self._begin()
+        tx = prepare(mail, smtp.esmtp_features)
+        self._step = "mail_from"
+        try:
+            smtp.send_parts([b"".join(tx.commands)])
+        except Exception as exc:
+            raise self._broken(exc) from exc
+        self._ahead = tx
+
+    def fail(self, exc: Exception) -> errors.ProtocolError:
+        """The caller gave up before the final "." (`exc`, e.g. no envelope replies in time):
+        the connection is closed and `exc` classified, as send() would have raised it."""
+        return self._broken(exc)
+
+    def start(
+        self,
+        envelope_from: str,
+        recipients: Sequence[str],
+        raw: bytes,
+        *,
+        then: Mail | None = None,
+    ) -> SendOutcome | None:
+        """send() up to the write of the body: the outcome when the message ends before (a
+        refused envelope; a failed write), else None and `finish()` reads the answer. In
+        between the caller may serve other connections until `waiting_on()` says it is here.
+        Raises as send() does."""
         mail = Mail(envelope_from, tuple(recipients), raw)
         if self._ahead is None:
             check(mail)  # a `then` was checked before it was written
@@ -244,15 +289,37 @@ class SmtpSession(Session):
             # This body's final "." and `then`'s envelope were one write, and sendall cannot
             # say how much of it left: the "." may have, so the message may have arrived.
             return self._unknown(wire, verdict, f"the write with the final '.' failed: {exc}")
+        self._written = (verdict, following)
+        return None
+
+    def waiting_on(self) -> socket.socket | None:
+        """The socket to wait on (readable) before the next reply can be read without waiting
+        for the network; None when a whole reply line has already arrived, or when closed."""
+        return self._smtp.waiting_on() if self._smtp is not None else None
+
+    def finish(self) -> SendOutcome:
+        """The outcome of the message whose body `start()` wrote: its answer read, or unknown
+        when none came (the connection is closed then)."""
+        if self._written is None or self._smtp is None or self._wire is None:
+            raise ValueError("finish() without a message started")
+        (verdict, following), self._written = self._written, None
         try:
-            final = self._reply(smtp)
+            final = self._reply(self._smtp)
         except Exception as exc:
-            return self._unknown(wire, verdict, f"no answer after the final '.': {exc}")
+            return self._unknown(self._wire, verdict, f"no answer after the final '.': {exc}")
         if final.code == 421:
             self._drop()  # `then`'s envelope went with this connection; its send() reconnects
         else:
             self._ahead = following
         return delivered(verdict, final)
+
+    def give_up(self, why: str) -> SendOutcome:
+        """Instead of finish(), when the caller stopped waiting for the answer (`why`): the
+        message may have been accepted (unknown), and the connection is closed."""
+        if self._written is None or self._wire is None:
+            raise ValueError("give_up() without a message started")
+        (verdict, _), self._written = self._written, None
+        return self._unknown(self._wire, verdict, f"no answer after the final '.': {why}")
 
     def reset(self) -> None:
         """RSET: abandon a half-done transaction and keep the connection.
@@ -375,3 +442,4 @@ class SmtpSession(Session):
         self._smtp = None
         self._wire = None
         self._ahead = None
+        self._written = None

@@ -50,6 +50,14 @@ class _ReplyReader:
         """Bytes were received that no reply has taken yet."""
         return self._pos < len(self._data)
 
+    def has_line(self) -> bool:
+        """A whole line can be read without waiting for the network (TLS: also bytes that
+        the TLS layer has already decrypted)."""
+        if self._data.find(b"\n", self._pos) >= 0:
+            return True
+        pending = getattr(self.sock, "pending", None)  # ssl.SSLSocket
+        return pending is not None and pending() > 0
+
     def line(self) -> bytes:
         """The next line with its line end; at the end of the stream what is left (maybe a
         line without its end), then b"". OSError from the socket or the deadline."""
@@ -100,6 +108,14 @@ class WireSMTP(smtplib.SMTP):
                 self._wire.sent(part)
             self.writes += 1
         super().send(b"".join(parts))
+
+    def waiting_on(self) -> socket.socket | None:
+        """The socket to wait on before a reply line can be read; None when one is here."""
+        if self.sock is None:
+            return None
+        if self._replies is not None and self._replies.sock is self.sock:
+            return None if self._replies.has_line() else self.sock
+        return self.sock
 
     def getreply(self) -> tuple[int, bytes]:
         """smtplib's contract: (code, text with lines joined by "\n"), code -1 when the

@@ -24,6 +24,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 import sqlalchemy as sa
 
@@ -38,10 +39,11 @@ from postroom.domain.outbox import (
 )
 from postroom.protocols.endpoints import NetworkPolicy
 from postroom.protocols.sendmail import send_via_sendmail
-from postroom.protocols.smtp import Mail, SmtpSession
+from postroom.protocols.smtp import Mail, SendOutcome, SmtpSession
 from postroom.protocols.transcript import Transcript
 from postroom.services.accounts import AccountService
 from postroom.services.log import SystemLogService
+from postroom.services.multiplex import Call, Steps, Wait, run_inline
 from postroom.services.results import DeliveryResult, ResultWriter, Run
 from postroom.storage.outbox import OutboxRepository
 from postroom.storage.types import utcnow
@@ -148,16 +150,27 @@ class DeliveryService:
         *,
         capture: bool = False,
     ) -> list[DeliveryResult]:
-        """Send a chunk over one connection; returns a result per message that was tried."""
+        """Send a chunk over one connection in this thread; a result per message tried."""
+        return run_inline(self.steps(chunk, owner, stop, capture=capture))
+
+    def steps(
+        self,
+        chunk: Chunk,
+        owner: str,
+        stop: threading.Event | None = None,
+        *,
+        capture: bool = False,
+    ) -> Steps[list[DeliveryResult]]:
+        """deliver_chunk as steps (services/multiplex.py), for the worker's Multiplexer."""
         account = chunk.account
         if self._usable(account):
-            return self._run(account, chunk.messages, owner, stop, None, capture)
+            return (yield from self._run(account, chunk.messages, owner, stop, None, capture))
         backup = self._failover(account)
         if backup is None:
             run = Run(account, owner)
             detail = f"account {account.name!r} cannot send (inactive, paused or no server)"
             return [self._results.defer(run, m, detail) for m in chunk.messages]
-        return self._run(backup, chunk.messages, owner, stop, account.id, capture)
+        return (yield from self._run(backup, chunk.messages, owner, stop, account.id, capture))
 
     def _run(
         self,
@@ -167,15 +180,18 @@ class DeliveryService:
         stop: threading.Event | None,
         failover_from: int | None,
         capture: bool,
-    ) -> list[DeliveryResult]:
+    ) -> Steps[list[DeliveryResult]]:
         transcript = Transcript("smtp") if capture or account.debug else None
         run = Run(account, owner, self._results.recorder(), failover_from, transcript)
         try:
             out = account.outgoing
             assert out is not None
             if out.transport is Transport.SENDMAIL:
-                return [self._sendmail(run, m) for m in self._go_ahead(run, messages, stop)]
-            return self._smtp(run, messages, stop, capture)
+                results = []
+                for message in self._go_ahead(run, messages, stop):
+                    results.append((yield from self._sendmail(run, message)))
+                return results
+            return (yield from self._smtp(run, messages, stop, capture))
         finally:
             assert run.recorder is not None
             run.recorder.close()
@@ -186,7 +202,9 @@ class DeliveryService:
         messages: Sequence[ClaimedMessage],
         stop: threading.Event | None,
         capture: bool,
-    ) -> list[DeliveryResult]:
+    ) -> Steps[list[DeliveryResult]]:
+        """The messages over one connection (reconnecting when a send closed it); connecting
+        and QUIT run as Calls, the waits for answers as Waits."""
         failing, hold = self._auth_state(run.account)
         if hold is not None:
             with self._engine.begin() as conn:
@@ -202,19 +220,24 @@ class DeliveryService:
                     assert run.recorder is not None
                     run.recorder.flush()  # connecting may take long: commit what is known
                     try:
-                        session = self._open(run, message, failing)
+                        session = yield Call(self._open, run, message, failing)
                         failing = None
                     except errors.PostroomError as exc:
                         rest = list(messages[messages.index(message) :])
-                        return results + self._open_failed(run, rest, stop, capture, exc)
+                        return results + (
+                            yield from self._open_failed(run, rest, stop, capture, exc)
+                        )
                 # Taken now because its envelope rides with this body; it is sent next in
                 # any case (after a reconnect if this send closed the connection).
                 following = next(go_ahead, None)
-                results.append(self._send(run, session, message, following))
+                results.append((yield from self._send(run, session, message, following)))
                 message = following
-        finally:
+        except BaseException:
             if session is not None:
                 session.close()
+            raise
+        if session is not None and session.is_open:
+            yield Call(session.close)  # QUIT waits for the server's answer
         return results
 
     def _go_ahead(
@@ -295,7 +318,7 @@ class DeliveryService:
         stop: threading.Event | None,
         capture: bool,
         exc: errors.PostroomError,
-    ) -> list[DeliveryResult]:
+    ) -> Steps[list[DeliveryResult]]:
         """Connect/auth failed: flag auth trouble, try the failover account, else defer all."""
         account = run.account
         if isinstance(exc, errors.AuthFailed):
@@ -310,7 +333,9 @@ class DeliveryService:
                     account_id=account.id,
                     action="failover",
                 )
-                return self._run(backup, messages, run.owner, stop, account.id, capture)
+                return (
+                    yield from self._run(backup, messages, run.owner, stop, account.id, capture)
+                )
         outcome = "auth_failed" if isinstance(exc, errors.AuthFailed) else "deferred"
         return [self._results.defer(run, m, exc.message, outcome) for m in messages]
 
@@ -356,13 +381,22 @@ class DeliveryService:
         session: SmtpSession,
         message: ClaimedMessage,
         following: ClaimedMessage | None,
-    ) -> DeliveryResult:
+    ) -> Steps[DeliveryResult]:
         """Send `message` (with `following`'s envelope pipelined along) and record its result
-        now, before `following` is sent: its outcome never waits for the next message's."""
+        now, before `following` is sent: its outcome never waits for the next message's.
+
+        With PIPELINING the answers are awaited as Waits, so one thread serves many
+        connections; a server without it answers command by command, so the whole send runs
+        as a Call in a helper thread."""
         started = utcnow()
         mail, then = _mail(message), _mail(following) if following is not None else None
         try:
-            outcome = session.send(mail.envelope_from, mail.recipients, mail.raw, then=then)
+            if session.pipelining:
+                outcome = yield from _pipelined(session, mail, then)
+            else:
+                outcome = yield Call(
+                    partial(session.send, mail.envelope_from, mail.recipients, mail.raw, then=then)
+                )
         except errors.PostroomError as exc:
             # Broke before the final ".": nothing was accepted; try again later.
             return self._results.defer(run, message, exc.message)
@@ -372,18 +406,21 @@ class DeliveryService:
         outcome_name = "unknown" if outcome.unknown else ""
         return self._results.record(run, message, updates, outcome_name, code, detail, started)
 
-    def _sendmail(self, run: Run, message: ClaimedMessage) -> DeliveryResult:
+    def _sendmail(self, run: Run, message: ClaimedMessage) -> Steps[DeliveryResult]:
         """The local MTA's binary: exit 0 sent, EX_TEMPFAIL deferred, anything else failed."""
         out = run.account.outgoing
         assert out is not None
         started = utcnow()
         try:
-            result = send_via_sendmail(
-                out.sendmail_path,
-                message.raw,
-                [r.address for r in message.recipients],
-                sender=message.envelope_from,
-                timeout_s=out.timeout_s,
+            result = yield Call(
+                partial(
+                    send_via_sendmail,
+                    out.sendmail_path,
+                    message.raw,
+                    [r.address for r in message.recipients],
+                    sender=message.envelope_from,
+                    timeout_s=out.timeout_s,
+                )
             )
         except errors.PostroomError as exc:
             return self._results.defer(run, message, exc.message)
@@ -419,3 +456,25 @@ class DeliveryService:
 
 def _mail(message: ClaimedMessage) -> Mail:
     return Mail(message.envelope_from, tuple(r.address for r in message.recipients), message.raw)
+
+
+def _pipelined(session: SmtpSession, mail: Mail, then: Mail | None) -> Steps[SendOutcome]:
+    """SmtpSession.send in steps: wait for the envelope's replies, then for the answer to the
+    final "." (a wait that times out makes the message unknown, as a read that times out)."""
+    session.announce(
+        mail.envelope_from, mail.recipients, mail.raw
+    )  # the first message of a connection: its envelope goes now
+    if (sock := session.waiting_on()) is not None:
+        try:
+            yield Wait(sock, session.endpoint.timeout_s)
+        except errors.ProtocolTimeout as exc:
+            raise session.fail(exc) from exc
+    early = session.start(mail.envelope_from, mail.recipients, mail.raw, then=then)
+    if early is not None:
+        return early
+    if (sock := session.waiting_on()) is not None:
+        try:
+            yield Wait(sock, session.endpoint.timeout_s)
+        except errors.ProtocolTimeout as exc:
+            return session.give_up(exc.message)
+    return session.finish()

@@ -1,8 +1,10 @@
 """The worker: claim → deliver, in a loop, with a heartbeat and a graceful stop.
 
-The worker only schedules; the delivery service decides what a reply means. Many workers may
-run against one PostgreSQL database (the claim hands out disjoint leases); on SQLite several
-threads of one worker are the usual shape.
+The worker only schedules; the delivery service decides what a reply means. Up to
+`concurrency` connections are served by ONE thread (services/multiplex.py): their answers are
+awaited together in a selector, and only what blocks for long (connecting, QUIT, the sendmail
+binary, servers without PIPELINING) runs in a small helper pool. Many workers may run against
+one PostgreSQL database (the claim hands out disjoint leases); on SQLite one worker.
 
 Stopping: SIGTERM/SIGINT (or `stop()`) sets a flag; chunks in progress finish the message they
 are sending, release the rest of their lease, and the worker records itself as stopped. A
@@ -20,11 +22,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from types import FrameType
 from typing import Any
 
+from postroom.services.multiplex import Multiplexer
 from postroom.storage.types import utcnow
 from postroom.wiring import freeze_long_lived
 
@@ -74,29 +77,29 @@ class Worker:
         idle = 0
         freeze_long_lived()  # what exists now lives as long as the worker
         self._heartbeat()
-        running: set[Future[list[Any]]] = set()
         with ThreadPoolExecutor(
             self.concurrency, thread_name_prefix=f"deliver-{self.name}"
         ) as pool:
+            chunks: Multiplexer[list[Any]] = Multiplexer(pool)
             try:
                 while not self.stopping.is_set():
                     self._chores()
-                    free = self.concurrency - len(running)
+                    free = self.concurrency - len(chunks)
                     if free > 0:
-                        running |= self._dispatch(pool, free)
-                    if running:
+                        self._dispatch(chunks, free)
+                    if len(chunks):
                         idle = 0
-                        done, running = wait(
-                            running, timeout=self._beat_s, return_when=FIRST_COMPLETED
-                        )
-                        self._collect(done)
+                        self._collect(chunks.run(self._beat_s))
                         continue
                     idle += 1
                     if max_idle_ticks is not None and idle >= max_idle_ticks:
                         break
                     self.stopping.wait(self._poll_s)
             finally:
-                self._collect(wait(running).done)  # chunks release what they did not start
+                self.stopping.set()  # chunks release what they did not start …
+                while len(chunks):  # … and finish the message in progress
+                    self._collect(chunks.run(self._beat_s))
+                chunks.close()
                 self._stopped()
 
     def _chores(self) -> None:
@@ -113,21 +116,19 @@ class Worker:
             except Exception:  # a fetch problem must never stop delivery
                 log.exception("worker %s: fetching failed", self.name)
 
-    def _dispatch(self, pool: ThreadPoolExecutor, free: int) -> set[Future[list[Any]]]:
+    def _dispatch(self, chunks: Multiplexer[list[Any]], free: int) -> None:
         """Claim a batch for `free` connections and start its chunks."""
         delivery = self.container.delivery
         batch = delivery.claim(self.name, self._batch * free, self._lease_s)
-        return {
-            pool.submit(delivery.deliver_chunk, chunk, self.name, self.stopping)
-            for chunk in delivery.plan(batch, self.name, free)
-        }
+        for chunk in delivery.plan(batch, self.name, free):
+            chunks.add(delivery.steps(chunk, self.name, self.stopping))
 
-    def _collect(self, done: set[Future[list[Any]]]) -> None:
-        for future in done:
-            if future.exception() is not None:
-                log.error("worker %s: chunk failed", self.name, exc_info=future.exception())
+    def _collect(self, finished: list[tuple[Any, list[Any] | BaseException]]) -> None:
+        for _, result in finished:
+            if isinstance(result, BaseException):
+                log.error("worker %s: chunk failed", self.name, exc_info=result)
             else:
-                self.delivered += len(future.result())
+                self.delivered += len(result)
 
     def _heartbeat(self) -> None:
         self._beat_at = time.monotonic()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from postroom.domain.accounts import AccountDraft, AuthMode, OutgoingDraft, Security, SendMode
 from postroom.domain.outbox import Draft
 from postroom.domain.people import Actor
+from postroom.services.multiplex import Multiplexer
 from postroom.settings import load_settings
 from postroom.storage.types import utcnow
 from postroom.wiring import Container, build
@@ -66,12 +68,22 @@ def draft(account_id: int, *to: str, **kw: Any) -> Draft:
 
 
 def drain(c: Container, owner: str = "test-worker") -> int:
-    """Claim and deliver everything due now, like one worker tick; returns results count."""
+    """Claim and deliver everything due now as the worker does (every chunk's steps driven by
+    one Multiplexer); returns the results count."""
     total = 0
-    while True:
-        with c.engine.begin() as conn:
-            batch = c.outbox_repo.claim(conn, owner, 100, 60, utcnow())
-        if not batch:
-            return total
-        for chunk in c.delivery.plan(batch, owner):
-            total += len(c.delivery.deliver_chunk(chunk, owner))
+    with ThreadPoolExecutor(2) as pool:
+        chunks: Multiplexer[list[Any]] = Multiplexer(pool)
+        try:
+            while True:
+                with c.engine.begin() as conn:
+                    batch = c.outbox_repo.claim(conn, owner, 100, 60, utcnow())
+                if not batch:
+                    return total
+                for chunk in c.delivery.plan(batch, owner):
+                    chunks.add(c.delivery.steps(chunk, owner))
+                while len(chunks):
+                    for _, result in chunks.run(60.0):
+                        assert not isinstance(result, BaseException), result
+                        total += len(result)
+        finally:
+            chunks.close()
