@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 _MAX_PARAMS = 30_000
+_UNSET = object()
 _Converters = list[tuple[int, Callable[[Any], Any]]]
 
 
@@ -136,10 +137,10 @@ def _converters(dialect: sa.Dialect, columns: Sequence[sa.Column[Any]]) -> _Conv
 
 
 def _empty_list_once(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """A JSON column's processor that serialises the empty list (the commonest value of the
-    list columns: no Cc, no flags) once instead of for every row."""
-    empty = process([])
-    return lambda value: empty if value == [] else process(value)
+    """A JSON column's processor that serialises the commonest values (the empty list: no Cc,
+    no flags; None: no transcript) once instead of for every row."""
+    empty, null = process([]), process(None)
+    return lambda value: null if value is None else empty if value == [] else process(value)
 
 
 def _converted(
@@ -147,13 +148,19 @@ def _converted(
 ) -> list[tuple[Any, ...]]:
     """The rows as the driver takes them; ValueError for a row of the wrong width."""
     out: list[tuple[Any, ...]] = []
+    last_in: list[Any] = [_UNSET] * len(converters)
+    last_out: list[Any] = [None] * len(converters)
     for row in rows:
         if len(row) != width:
             raise ValueError(f"a row of {len(row)} values for {width} columns")
         if converters:
             values = list(row)
-            for i, process in converters:
-                values[i] = process(values[i])
+            for n, (i, process) in enumerate(converters):
+                # A group's rows often share a value (the same `now`): convert it once.
+                value = values[i]
+                if value is not last_in[n]:
+                    last_in[n], last_out[n] = value, process(value)
+                values[i] = last_out[n]
             out.append(tuple(values))
         else:
             out.append(tuple(row))
