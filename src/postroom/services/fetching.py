@@ -78,22 +78,6 @@ def _chunks(
         yield batch
 
 
-_END = object()
-
-
-def _read_ahead(items: Iterator[T]) -> Iterator[T]:
-    """`items`, each next one produced in a helper thread while the caller works on the one
-    before: the server's work, the socket and TLS reads (which release the GIL) overlap the
-    parsing and storing. At most one item is held ahead. The caller must not use whatever
-    `items` reads from (the IMAP connection) while iterating; an error of `items` is raised
-    where the item would have been."""
-    with ThreadPoolExecutor(1, thread_name_prefix="fetch-ahead") as pool:
-        pending = pool.submit(next, items, _END)
-        while (item := pending.result()) is not _END:
-            pending = pool.submit(next, items, _END)
-            yield item  # type: ignore[misc]  # not _END, so a T
-
-
 def _raw_size(message: FetchedMessage) -> int:
     return len(message.raw)
 
@@ -380,13 +364,14 @@ class FetchingService:
 
     def _fetch_imap(self, run: _Run, incoming: Incoming, endpoint: Endpoint) -> None:
         """Each folder: batches fetched, prepared (raw kept, parsed), then committed with the
-        cursor. With the default keep-on-server the next batch is read ahead in a thread while
-        this one is parsed and stored (the server's work and the socket reads, which release
-        the GIL, overlap ours); the other after-import actions talk to the server after each
-        commit, so there the next batch is fetched only then.
+        cursor. With the default keep-on-server the next batch is already asked for (IMAP
+        pipelining) while this one is parsed and stored, so the server's work overlaps ours in
+        one thread; the other after-import actions talk to the server after each commit, so
+        there the next batch is asked for only then.
 
-        Measured on bench/inbound.py: reading ahead gains 10-20 %; committing in a writer
-        thread as well lost about as much (two threads contending for the GIL with parsing)."""
+        Measured on bench/inbound.py: pipelining the next FETCH did better than reading it
+        ahead in a second thread, which contended with the parser for the GIL (as did a
+        writer thread for the commits)."""
         keep = _after_import(incoming) is AfterImport.KEEP
         with ImapMailbox(endpoint, policy=self._policy) as box:
             for folder in incoming.folders or ("INBOX",):
@@ -395,14 +380,18 @@ class FetchingService:
                 cursor, start = self._imap_cursor(run, box, state, folder, incoming)
                 if state.uidnext is not None:
                     run.total = (run.total or 0) + max(state.uidnext - 1 - cursor.last_uid, 0)
-                messages = box.fetch_after(folder, cursor.last_uid, self._batch_size)
-                batches = _chunks(messages, self._batch_size, _raw_size, BATCH_BYTES)
-                for fetched in _read_ahead(batches) if keep else batches:
+                messages = box.fetch_after(
+                    folder,
+                    cursor.last_uid,
+                    self._batch_size,
+                    ahead=1 if keep else 0,
+                )
+                for fetched in _chunks(messages, self._batch_size, _raw_size, BATCH_BYTES):
                     batch, keep_uids, skipped, cursor = self._prepare_imap(
                         run, fetched, cursor, start
                     )
                     self._commit(run, batch, cursor=cursor, skipped=skipped)
-                    self._after_import_imap(box, incoming, keep_uids)  # none with read-ahead
+                    self._after_import_imap(box, incoming, keep_uids)  # none when pipelined
 
     def _prepare_imap(
         self, run: _Run, fetched: list[FetchedMessage], cursor: Cursor, start: datetime | None

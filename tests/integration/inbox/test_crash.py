@@ -77,7 +77,7 @@ def test_killed_fetcher_loses_and_duplicates_nothing(
         while proc.poll() is None and stored_count(container, account_id) < start + 4:
             time.sleep(0.001)
         proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        proc.communicate()  # waits, and closes the pipes
         if proc.returncode == -signal.SIGKILL and stored_count(container, account_id) < COUNT:
             kills_mid_fetch += 1
     assert kills_mid_fetch >= 1

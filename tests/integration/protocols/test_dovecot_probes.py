@@ -123,6 +123,25 @@ def test_imap_mailbox_fetch_and_after_import_actions(dovecot: DovecotServer, use
     assert dovecot.folder_status(user, folder)["MESSAGES"] == 1
 
 
+def test_pipelined_fetch_returns_every_message_once_in_order(
+    dovecot: DovecotServer, user: str
+) -> None:
+    # Three batches in flight: Dovecot interleaves the answers of pipelined FETCHes, which a
+    # reader that assigned answers by command lost (a batch's early messages went missing).
+    raws = [message(f"m{i}")[1] + b"x" * (i * 997 % 20_000) for i in range(300)]
+    uids = [dovecot.append(user, "INBOX", raw) for raw in raws]
+    with ImapMailbox(endpoint(dovecot, "imaps", user), policy=POLICY) as box:
+        box.select("INBOX", readonly=True)
+        fetched = list(box.fetch_after("INBOX", 0, batch_size=7, ahead=3))
+        assert [m.uid for m in fetched] == uids
+        assert [m.raw for m in fetched] == raws
+        # Leaving early with FETCHes in flight drops the connection rather than misreading.
+        pending = box.fetch_after("INBOX", 0, batch_size=7, ahead=3)
+        assert next(pending).uid == uids[0]
+        pending.close()
+        assert not box.is_open
+
+
 def test_pop3_mailbox_uidl_retrieve_and_delete_at_quit(dovecot: DovecotServer, user: str) -> None:
     first_id, first = message("one")
     _second_id, second = message("two")

@@ -4,13 +4,15 @@ the fetch falls back to the general parser."""
 
 from __future__ import annotations
 
+import imaplib
+import io
 from typing import Any
 
 import pytest
 from imapclient.datetime_util import parse_to_datetime
 from imapclient.response_parser import parse_fetch_response
 
-from postroom.protocols.imapfetch import parse_bulk_fetch, parse_internaldate
+from postroom.protocols.imapfetch import parse_bulk_fetch, parse_internaldate, read_fetch
 
 FIRST = (
     b"Return-Path: <bench@example.org>\r\nDelivered-To: u@postroom.test\r\n"
@@ -103,3 +105,35 @@ def test_an_impossible_internaldate_is_an_error_as_in_imapclient(value: bytes) -
     with pytest.raises(ValueError, match=r"out of range|must be in") as ours:
         parse_internaldate(value)
     assert str(ours.value) == str(theirs.value)
+
+
+def _stream(data: bytes) -> tuple[Any, Any]:
+    buffer = io.BytesIO(data)
+    return buffer.readline, buffer.read
+
+
+def test_read_fetch_gives_imaplib_shaped_data_and_skips_other_responses() -> None:
+    wire = (
+        b"* 1 FETCH (UID 1 FLAGS (\\Seen \\Recent $Label1) "
+        b'INTERNALDATE "01-Dec-2026 20:33:00 +0000" RFC822.SIZE %d BODY[] {%d}\r\n'
+        % (len(FIRST), len(FIRST))
+        + FIRST
+        + b")\r\n* 3 EXISTS\r\n* 9 FETCH (FLAGS (\\Deleted))\r\n"
+        b"* OK [ALERT] {5}\r\nhello\r\n"  # an untagged response with a literal: read, dropped
+        b"* 2 FETCH (UID 7 FLAGS () "
+        b'INTERNALDATE " 1-Dec-2026 21:33:00 +0100" RFC822.SIZE %d BODY[] {%d}\r\n'
+        % (len(SECOND), len(SECOND))
+        + SECOND
+        + b")\r\npf1 OK Fetch completed (0.001 + 0.000 secs).\r\npf2 OK next\r\n"
+    )
+    data, status = read_fetch(*_stream(wire), b"pf1")
+    assert status == b"OK Fetch completed (0.001 + 0.000 secs)."
+    assert data == DOVECOT[:2] + [b"9 (FLAGS (\\Deleted))"] + DOVECOT[2:]
+    assert parse_bulk_fetch(data) is None  # the flag update is not in the narrow shape …
+    assert parse_fetch_response(data, False, True)[7][b"BODY[]"] == SECOND  # … the general is
+
+
+@pytest.mark.parametrize("wire", [b"", b"* 1 FETCH (UID 1)\r\n", b"* 1 FETCH (UID 1)"])
+def test_read_fetch_ends_of_stream_are_aborts(wire: bytes) -> None:
+    with pytest.raises(imaplib.IMAP4.abort):
+        read_fetch(*_stream(wire), b"pf1")
