@@ -128,7 +128,7 @@ def test_read_fetch_gives_imaplib_shaped_data_and_skips_other_responses() -> Non
     )
     data, status = read_fetch(*_stream(wire), b"pf1")
     assert status == b"OK Fetch completed (0.001 + 0.000 secs)."
-    assert data == DOVECOT[:2] + [b"9 (FLAGS (\\Deleted))"] + DOVECOT[2:]
+    assert data == [*DOVECOT[:2], b"9 (FLAGS (\\Deleted))", *DOVECOT[2:]]
     assert parse_bulk_fetch(data) is None  # the flag update is not in the narrow shape …
     assert parse_fetch_response(data, False, True)[7][b"BODY[]"] == SECOND  # … the general is
 
