@@ -332,11 +332,19 @@ class AccountService:
     def incoming_endpoint(self, account_id: int) -> tuple[Account, Endpoint]:
         with self._engine.begin() as conn:
             account = self._repo.get(conn, account_id)
-            inc = account.incoming
-            if inc is None:
-                raise Conflict(f"account {account.name!r} has no incoming server")
-            password = self._repo.stored_password(conn, account_id, "incoming")
-        return account, self._endpoint(inc.host, inc.port, inc, inc.username, password)
+            return account, self._incoming_endpoint(conn, account)
+
+    def receiving_endpoint(self, account: Account) -> Endpoint:
+        """`incoming_endpoint` for an account already loaded: only the password is read."""
+        with self._engine.begin() as conn:
+            return self._incoming_endpoint(conn, account)
+
+    def _incoming_endpoint(self, conn: sa.Connection, account: Account) -> Endpoint:
+        inc = account.incoming
+        if inc is None:
+            raise Conflict(f"account {account.name!r} has no incoming server")
+        password = self._repo.stored_password(conn, account.id, "incoming")
+        return self._endpoint(inc.host, inc.port, inc, inc.username, password)
 
     def stored_password(self, account_id: int, direction: Direction) -> str | None:
         """For checks of unsaved form values where the password field was left blank."""

@@ -15,11 +15,9 @@ from __future__ import annotations
 import random
 import threading
 import uuid
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from typing import Any, TypeVar
+from datetime import date, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -42,81 +40,30 @@ from postroom.domain.inbox import (
     plan_folder,
     since_search_date,
 )
-from postroom.errors import AuthFailed, Conflict, FetchError
+from postroom.errors import AuthFailed, Conflict, FetchError, ProtocolError
 from postroom.protocols.endpoints import Endpoint, NetworkPolicy
 from postroom.protocols.imap import BATCH_BYTES, FetchedMessage, FolderState, ImapMailbox
 from postroom.protocols.pop3 import Pop3Mailbox
 from postroom.services.accounts import AccountService
+from postroom.services.fetch_run import (
+    Interrupted,
+    Progress,
+    Run,
+    after_import,
+    aware,
+    chunks,
+    raw_size,
+    report,
+)
+from postroom.services.fetch_sessions import ImapSessions
 from postroom.services.inbox import InboxService
 from postroom.services.log import SystemLogService
 from postroom.storage.fetch_schedule import FetchScheduleRepository
 from postroom.storage.inbox import InboxRepository, NewMessage
 from postroom.storage.types import utcnow
 
-Progress = Callable[[int, int | None], None]
-"""Called with (messages handled so far, expected total or None) during a fetch."""
-
-T = TypeVar("T")
 _POP3_FOLDER = ""  # POP3's one mailbox; its cursor row only marks the first fetch as done
 _CLOCK_SKEW = timedelta(minutes=5)
-
-
-def _chunks(
-    items: Iterator[T], size: int, weight: Callable[[T], int] | None = None, max_weight: int = 0
-) -> Iterator[list[T]]:
-    """Lists of at most `size` items and, with `weight`, of at most `max_weight` in all (the
-    last item may cross it): a batch of big messages never piles up in memory."""
-    batch: list[T] = []
-    total = 0
-    for item in items:
-        batch.append(item)
-        total += weight(item) if weight else 0
-        if len(batch) >= size or (weight and total >= max_weight):
-            yield batch
-            batch, total = [], 0
-    if batch:
-        yield batch
-
-
-def _raw_size(message: FetchedMessage) -> int:
-    return len(message.raw)
-
-
-def _after_import(incoming: Incoming) -> AfterImport:
-    """The IMAP action after import; `keep_on_server=False` without an action means delete."""
-    if incoming.after_import is AfterImport.KEEP and not incoming.keep_on_server:
-        return AfterImport.DELETE
-    return incoming.after_import
-
-
-class _Interrupted(FetchError):
-    """The fetch stopped between batches because the fetcher is shutting down."""
-
-
-def _report(
-    run: _Run, account: Account | None, error: str, *, auth: bool, reason: str | None
-) -> FetchReport:
-    c = run.counts
-    return FetchReport(
-        account_id=run.account_id,
-        protocol=account.incoming.protocol.value if account and account.incoming else "",
-        ok=not error,
-        stored=c[StoreOutcome.STORED],
-        quarantined=c[StoreOutcome.QUARANTINED],
-        duplicates=c[StoreOutcome.DUPLICATE],
-        skipped=c[StoreOutcome.SKIPPED],
-        error=error,
-        auth_failure=auth,
-        disabled_reason=reason or "",
-        folders=tuple(run.folders),
-    )
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    """IMAPClient hands INTERNALDATE over as naive local time; make it aware UTC."""
-    if value is None:
-        return None
-    return value.astimezone(UTC)
 
 
 def _last_uid(box: ImapMailbox, folder: str, state: FolderState) -> int:
@@ -124,26 +71,6 @@ def _last_uid(box: ImapMailbox, folder: str, state: FolderState) -> int:
     if state.uidnext is not None:
         return state.uidnext - 1
     return max(box.uids_since(folder, date(1970, 1, 1)), default=0)
-
-
-@dataclass
-class _Run:
-    """Counters of one fetch run."""
-
-    account_id: int
-    owner: str
-    progress: Progress | None
-    counts: dict[StoreOutcome, int] = field(default_factory=lambda: dict.fromkeys(StoreOutcome, 0))
-    handled: int = 0
-    total: int | None = None
-    folders: list[str] = field(default_factory=list)
-
-    def add(self, outcomes: list[StoreOutcome]) -> None:
-        for outcome in outcomes:
-            self.counts[outcome] += 1
-        self.handled += len(outcomes)
-        if self.progress is not None:
-            self.progress(self.handled, self.total)
 
 
 class FetchingService:
@@ -176,6 +103,7 @@ class FetchingService:
         self._max_failing_hours = auto_disable_after_hours
         self._concurrency = concurrency
         self._pool: ThreadPoolExecutor | None = None
+        self._sessions = ImapSessions(policy)
         self._running = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -187,7 +115,9 @@ class FetchingService:
 
         By default the fetches run in a small thread pool so the caller's loop (the worker's
         tick) is not held up by a large mailbox; `wait=True` runs them here, one after another.
+        Kept connections idle for too long are logged out here as well.
         """
+        self._sessions.expire()
         with self._lock:
             free = self._concurrency - self._running if not wait else self._concurrency
             free = min(free, limit) if limit is not None else free
@@ -220,7 +150,7 @@ class FetchingService:
         with self._engine.begin() as conn:
             if not self._schedule.acquire(conn, account_id, owner, now, now + self._lease):
                 raise Conflict(f"account {account.name!r} is being fetched right now")
-        return self._fetch_leased(account_id, owner, progress)
+        return self._fetch_leased(account_id, owner, progress, account)
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop claiming; running fetches end after their current batch (their lease is
@@ -228,6 +158,11 @@ class FetchingService:
         self._stop.set()
         if self._pool is not None:
             self._pool.shutdown(wait=wait)
+        self._sessions.close()
+
+    def close_sessions(self) -> None:
+        """Log out of the IMAP connections kept between fetches (the process is ending)."""
+        self._sessions.close()
 
     def status(self, account_id: int) -> dict[str, Any]:
         """The fetch schedule and health columns of one account."""
@@ -248,31 +183,40 @@ class FetchingService:
             with self._lock:
                 self._running -= 1
 
-    def _fetch_leased(self, account_id: int, owner: str, progress: Progress | None) -> FetchReport:
-        """Fetch an account whose lease we hold; record health; release the lease."""
-        run = _Run(account_id, owner, progress)
-        account: Account | None = None
+    def _fetch_leased(
+        self,
+        account_id: int,
+        owner: str,
+        progress: Progress | None,
+        account: Account | None = None,
+    ) -> FetchReport:
+        """Fetch an account whose lease we hold (`account`: as just loaded, if it was);
+        record health; release the lease."""
+        run = Run(account_id, owner, progress)
         error, auth = "", False
         try:
-            account, endpoint = self._accounts.incoming_endpoint(account_id)
-            assert account.incoming is not None  # incoming_endpoint raises otherwise
+            if account is None:
+                account, endpoint = self._accounts.incoming_endpoint(account_id)
+            else:
+                endpoint = self._accounts.receiving_endpoint(account)
+            assert account.incoming is not None  # the endpoint functions raise otherwise
             if account.incoming.protocol is IncomingProtocol.IMAP:
                 self._fetch_imap(run, account.incoming, endpoint)
             else:
                 self._fetch_pop3(run, account.incoming, endpoint)
         except AuthFailed as exc:
             error, auth = exc.message, True
-        except _Interrupted as exc:
+        except Interrupted as exc:
             # Not a failure of the account: hand it back at once, health untouched.
             self._log.write("Incoming", "info", exc.message, account_id=account_id, action="fetch")
             with self._engine.begin() as conn:
                 self._schedule.release(conn, account_id, owner, utcnow())
-            return _report(run, account, exc.message, auth=False, reason=None)
+            return report(run, account, exc.message, auth=False, reason=None)
         except Exception as exc:  # any failure must be recorded, never kill the worker
             error = getattr(exc, "message", "") or f"{type(exc).__name__}: {exc}"
         return self._finish(run, account, error, auth)
 
-    def _finish(self, run: _Run, account: Account | None, error: str, auth: bool) -> FetchReport:
+    def _finish(self, run: Run, account: Account | None, error: str, auth: bool) -> FetchReport:
         now = utcnow()
         c = run.counts
         fetched = c[StoreOutcome.STORED] + c[StoreOutcome.QUARANTINED]
@@ -333,11 +277,11 @@ class FetchingService:
             factor = min(2 ** max(health.consecutive_failures - 1, 0), 8)
             delay = interval * factor * random.uniform(0.9, 1.1)
             self._schedule.release(conn, run.account_id, run.owner, now + timedelta(seconds=delay))
-        return _report(run, account, error, auth=auth, reason=reason)
+        return report(run, account, error, auth=auth, reason=reason)
 
     def _commit(
         self,
-        run: _Run,
+        run: Run,
         batch: list[NewMessage],
         *,
         cursor: Cursor | None = None,
@@ -357,12 +301,36 @@ class FetchingService:
             self._repo.add_uidls(conn, run.account_id, passed, imported=False, now=now)
         run.add(outcomes + [StoreOutcome.SKIPPED] * skipped)
         if self._stop.is_set():
-            raise _Interrupted("fetch interrupted by shutdown; the rest is fetched next time")
+            raise Interrupted("fetch interrupted by shutdown; the rest is fetched next time")
         return outcomes
 
     # IMAP ----------------------------------------------------------------------------------
 
-    def _fetch_imap(self, run: _Run, incoming: Incoming, endpoint: Endpoint) -> None:
+    def _fetch_imap(self, run: Run, incoming: Incoming, endpoint: Endpoint) -> None:
+        """Sync the account's folders over its kept connection (services/fetch_sessions.py)
+        or a new one, and keep the connection for next time. A kept connection that the
+        server has meanwhile dropped fails at its first command: then once more, afresh."""
+        box, reused = self._sessions.take(run.account_id, endpoint)
+        try:
+            self._sync_imap(run, box, incoming)
+        except ProtocolError:
+            box.close()
+            if not reused or run.handled:
+                raise
+            run.folders.clear()
+            run.total = None
+            box, _ = self._sessions.take(run.account_id, endpoint)
+            try:
+                self._sync_imap(run, box, incoming)
+            except BaseException:
+                box.close()
+                raise
+        except BaseException:
+            box.close()
+            raise
+        self._sessions.keep(run.account_id, box)
+
+    def _sync_imap(self, run: Run, box: ImapMailbox, incoming: Incoming) -> None:
         """Each folder: batches fetched, prepared (raw kept, parsed), then committed with the
         cursor. With the default keep-on-server the next batch is already asked for (IMAP
         pipelining) while this one is parsed and stored, so the server's work overlaps ours in
@@ -372,29 +340,23 @@ class FetchingService:
         Measured on bench/inbound.py: pipelining the next FETCH did better than reading it
         ahead in a second thread, which contended with the parser for the GIL (as did a
         writer thread for the commits)."""
-        keep = _after_import(incoming) is AfterImport.KEEP
-        with ImapMailbox(endpoint, policy=self._policy) as box:
-            for folder in incoming.folders or ("INBOX",):
-                run.folders.append(folder)
-                state = box.select(folder, readonly=keep)  # keeping changes nothing: EXAMINE
-                cursor, start = self._imap_cursor(run, box, state, folder, incoming)
-                if state.uidnext is not None:
-                    run.total = (run.total or 0) + max(state.uidnext - 1 - cursor.last_uid, 0)
-                messages = box.fetch_after(
-                    folder,
-                    cursor.last_uid,
-                    self._batch_size,
-                    ahead=1 if keep else 0,
-                )
-                for fetched in _chunks(messages, self._batch_size, _raw_size, BATCH_BYTES):
-                    batch, keep_uids, skipped, cursor = self._prepare_imap(
-                        run, fetched, cursor, start
-                    )
-                    self._commit(run, batch, cursor=cursor, skipped=skipped)
-                    self._after_import_imap(box, incoming, keep_uids)  # none when pipelined
+        keep = after_import(incoming) is AfterImport.KEEP
+        for folder in incoming.folders or ("INBOX",):
+            run.folders.append(folder)
+            state = box.select(folder, readonly=keep)  # keeping changes nothing: EXAMINE
+            cursor, start = self._imap_cursor(run, box, state, folder, incoming)
+            if state.uidnext is not None:
+                run.total = (run.total or 0) + max(state.uidnext - 1 - cursor.last_uid, 0)
+            messages = box.fetch_after(
+                folder, cursor.last_uid, self._batch_size, ahead=1 if keep else 0
+            )
+            for fetched in chunks(messages, self._batch_size, raw_size, BATCH_BYTES):
+                batch, keep_uids, skipped, cursor = self._prepare_imap(run, fetched, cursor, start)
+                self._commit(run, batch, cursor=cursor, skipped=skipped)
+                self._after_import_imap(box, incoming, keep_uids)  # none when pipelined
 
     def _prepare_imap(
-        self, run: _Run, fetched: list[FetchedMessage], cursor: Cursor, start: datetime | None
+        self, run: Run, fetched: list[FetchedMessage], cursor: Cursor, start: datetime | None
     ) -> tuple[list[NewMessage], list[int], int, Cursor]:
         """The new messages of a fetched batch prepared for storing, their UIDs, how many were
         before the import start, and the cursor past the batch (UIDs at or below the cursor
@@ -404,7 +366,7 @@ class FetchingService:
             if not is_new_uid(msg.uid, cursor.last_uid):
                 continue
             last_uid = max(last_uid, msg.uid)
-            internaldate = _aware(msg.internaldate)
+            internaldate = aware(msg.internaldate)
             if before_start(internaldate, start):
                 skipped += 1
                 continue
@@ -421,7 +383,7 @@ class FetchingService:
         return batch, keep_uids, skipped, cursor
 
     def _imap_cursor(
-        self, run: _Run, box: ImapMailbox, state: FolderState, folder: str, incoming: Incoming
+        self, run: Run, box: ImapMailbox, state: FolderState, folder: str, incoming: Incoming
     ) -> tuple[Cursor, datetime | None]:
         """The cursor to continue from (existing, first-fetch start point, or a resync) and the
         INTERNALDATE before which messages are skipped in this run.
@@ -459,7 +421,7 @@ class FetchingService:
     def _after_import_imap(box: ImapMailbox, incoming: Incoming, uids: list[int]) -> None:
         if not uids:
             return
-        action = _after_import(incoming)
+        action = after_import(incoming)
         if action is AfterImport.MARK_SEEN:
             box.mark_seen(uids)
         elif action is AfterImport.MOVE and incoming.move_to_folder:
@@ -469,7 +431,7 @@ class FetchingService:
 
     # POP3 ----------------------------------------------------------------------------------
 
-    def _fetch_pop3(self, run: _Run, incoming: Incoming, endpoint: Endpoint) -> None:
+    def _fetch_pop3(self, run: Run, incoming: Incoming, endpoint: Endpoint) -> None:
         delete = not incoming.keep_on_server or incoming.after_import is AfterImport.DELETE
         with Pop3Mailbox(endpoint, policy=self._policy) as box:
             listing = box.uidl()
@@ -489,7 +451,7 @@ class FetchingService:
             start = incoming.fetch_since if first else None
             new = [(num, uidl) for num, uidl in listing if uidl not in seen]
             run.total = len(new)
-            for chunk in _chunks(iter(new), self._batch_size):
+            for chunk in chunks(iter(new), self._batch_size):
                 batch, imported, passed = [], [], []
                 for num, uidl in chunk:
                     raw = box.retrieve(num)

@@ -292,6 +292,16 @@ class DovecotServer(ServerProcess):
             raise PeerError(f"STATUS {folder} (RECENT) failed: {typ} {data!r}")
         return int(found[0][1])
 
+    def kick(self, user: str) -> None:
+        """Disconnect the user's IMAP and POP3 sessions (`doveadm kick`), as a server restart
+        or an idle timeout would."""
+        doveadm = find_binary("doveadm") or "doveadm"
+        done = subprocess.run(
+            [doveadm, "-c", str(self.config), "kick", user], capture_output=True, check=False
+        )
+        if done.returncode not in (0, 68):  # 68 (EX_NOUSER): nobody to kick
+            raise PeerError(f"doveadm kick {user} failed: {done.stderr.decode(errors='replace')}")
+
     def _command(self, user: str, verb: str, folder: str) -> None:
         with self._imap(user) as imap:
             typ, data = getattr(imap, verb)(_quote(folder))

@@ -220,3 +220,21 @@ def test_auth_failures_switch_fetching_off_and_tell_admins(
     entries = container.log.query(SYSTEM, LogFilter(account_id=account_id)).items
     assert any(e.level == "error" and e.action == "auto_disable" for e in entries)
     assert all("wrong-password" not in e.message for e in entries)
+
+
+def test_a_kept_connection_is_reused_and_replaced_when_the_server_dropped_it(
+    container: Container, make_account: MakeAccount, dovecot: DovecotServer
+) -> None:
+    account_id, user = make_account("imaps")
+    assert container.fetching.fetch_account(account_id).ok
+    logins = dovecot.log.read_text().count(f"Login: user=<{user}>")
+    dovecot.deliver(user, mail("kept"))
+    assert container.fetching.fetch_account(account_id).stored == 1
+    assert dovecot.log.read_text().count(f"Login: user=<{user}>") == logins
+
+    dovecot.kick(user)  # the kept connection is gone; the next fetch logs in again
+    dovecot.deliver(user, mail("after kick"))
+    report = container.fetching.fetch_account(account_id)
+    assert (report.ok, report.stored) == (True, 1), report.error
+    assert dovecot.log.read_text().count(f"Login: user=<{user}>") == logins + 1
+    assert subjects(container, account_id) == ["after kick", "kept"]
