@@ -216,7 +216,7 @@ class SmtpSession(Session):
         raised before anything is written; an invalid `then` just does not ride along, so its
         own send() raises. ValueError if the previous send() had another message as `then`.
         """
-        early = self.start(envelope_from, recipients, raw, then=then)
+        early = self.start(Mail(envelope_from, tuple(recipients), raw), then=then)
         return early if early is not None else self.finish()
 
     @property
@@ -224,13 +224,12 @@ class SmtpSession(Session):
         """The server offers PIPELINING (RFC 2920)."""
         return self._smtp is not None and self._smtp.has_extn("pipelining")
 
-    def announce(self, envelope_from: str, recipients: Sequence[str], raw: bytes) -> None:
+    def announce(self, mail: Mail) -> None:
         """With PIPELINING, write the envelope of the message the next start() is for, so its
         replies can be awaited (`waiting_on`) like those of a `then`; nothing when one is out
         already or the server does not pipeline. Raises as send() does."""
         if self._ahead is not None or not self.pipelining:
             return
-        mail = Mail(envelope_from, tuple(recipients), raw)
         check(mail)
         smtp, _ = self._begin()
         tx = prepare(mail, smtp.esmtp_features)
@@ -246,24 +245,16 @@ class SmtpSession(Session):
         the connection is closed and `exc` classified, as send() would have raised it."""
         return self._broken(exc)
 
-    def start(
-        self,
-        envelope_from: str,
-        recipients: Sequence[str],
-        raw: bytes,
-        *,
-        then: Mail | None = None,
-    ) -> SendOutcome | None:
+    def start(self, mail: Mail, *, then: Mail | None = None) -> SendOutcome | None:
         """send() up to the write of the body: the outcome when the message ends before (a
         refused envelope; a failed write), else None and `finish()` reads the answer. In
         between the caller may serve other connections until `waiting_on()` says it is here.
         Raises as send() does."""
-        mail = Mail(envelope_from, tuple(recipients), raw)
         if self._ahead is None:
             check(mail)  # a `then` was checked before it was written
         smtp, wire = self._begin()
         ahead, self._ahead = self._ahead, None
-        if ahead is not None and ahead.mail != mail:
+        if ahead is not None and ahead.mail is not mail and ahead.mail != mail:
             self._drop()  # that transaction is half done on the server; closing aborts it
             raise ValueError("send() is not for the message given as `then` before")
         tx = ahead if ahead is not None else prepare(mail, smtp.esmtp_features)

@@ -215,7 +215,8 @@ class DeliveryService:
         go_ahead = self._go_ahead(run, messages, stop)
         try:
             message = next(go_ahead, None)
-            while message is not None:
+            mail = _mail(message) if message is not None else None
+            while message is not None and mail is not None:
                 if session is None or not session.is_open:
                     assert run.recorder is not None
                     run.recorder.flush()  # connecting may take long: commit what is known
@@ -230,8 +231,9 @@ class DeliveryService:
                 # Taken now because its envelope rides with this body; it is sent next in
                 # any case (after a reconnect if this send closed the connection).
                 following = next(go_ahead, None)
-                results.append((yield from self._send(run, session, message, following)))
-                message = following
+                then = _mail(following) if following is not None else None
+                results.append((yield from self._send(run, session, message, mail, then)))
+                message, mail = following, then
         except BaseException:
             if session is not None:
                 session.close()
@@ -380,16 +382,16 @@ class DeliveryService:
         run: Run,
         session: SmtpSession,
         message: ClaimedMessage,
-        following: ClaimedMessage | None,
+        mail: Mail,
+        then: Mail | None,
     ) -> Steps[DeliveryResult]:
-        """Send `message` (with `following`'s envelope pipelined along) and record its result
-        now, before `following` is sent: its outcome never waits for the next message's.
+        """Send `message` (as `mail`, with `then`'s envelope pipelined along) and record its
+        result now, before `then` is sent: its outcome never waits for the next message's.
 
         With PIPELINING the answers are awaited as Waits, so one thread serves many
         connections; a server without it answers command by command, so the whole send runs
         as a Call in a helper thread."""
         started = utcnow()
-        mail, then = _mail(message), _mail(following) if following is not None else None
         try:
             if session.pipelining:
                 outcome = yield from _pipelined(session, mail, then)
@@ -461,15 +463,13 @@ def _mail(message: ClaimedMessage) -> Mail:
 def _pipelined(session: SmtpSession, mail: Mail, then: Mail | None) -> Steps[SendOutcome]:
     """SmtpSession.send in steps: wait for the envelope's replies, then for the answer to the
     final "." (a wait that times out makes the message unknown, as a read that times out)."""
-    session.announce(
-        mail.envelope_from, mail.recipients, mail.raw
-    )  # the first message of a connection: its envelope goes now
+    session.announce(mail)  # the first message of a connection: its envelope goes now
     if (sock := session.waiting_on()) is not None:
         try:
             yield Wait(sock, session.endpoint.timeout_s)
         except errors.ProtocolTimeout as exc:
             raise session.fail(exc) from exc
-    early = session.start(mail.envelope_from, mail.recipients, mail.raw, then=then)
+    early = session.start(mail, then=then)
     if early is not None:
         return early
     if (sock := session.waiting_on()) is not None:

@@ -146,8 +146,10 @@ class Multiplexer(Generic[R]):
         except StopIteration as done:
             finished.append((self._tags.pop(steps), done.value))
             return
-        except Exception as exc:  # a bug in one connection's work must not stop the others
+        except BaseException as exc:  # a bug in one connection's work must not stop the others
             finished.append((self._tags.pop(steps), exc))
+            if not isinstance(exc, Exception):
+                raise  # KeyboardInterrupt, SystemExit: that one is over, the caller decides
             return
         if isinstance(step, Call):
             future = self._pool.submit(step)

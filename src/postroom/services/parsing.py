@@ -212,7 +212,7 @@ def _date(value: str) -> datetime | None:
             return local - offset if match[7] == "+" else local + offset
     try:
         parsed = email.utils.parsedate_to_datetime(clean(value))
-    except Exception:
+        # RFC 5322 §3.3: "-0000" means the zone is unknown; read it as UTC.
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except Exception:  # unreadable, or out of range once in UTC (31 Dec 9999 23:00 -0100)
         return None
-    # RFC 5322 §3.3: "-0000" means the zone is unknown; read it as UTC.
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)

@@ -19,15 +19,18 @@ from postroom.wiring import Container
 from tests.integration.inbox.conftest import MakeAccount
 from tests.integration.inbox.test_fetch_imap import mail
 
-# Waits for the dead fetcher's lease to expire (Conflict until then), then fetches.
+# Waits for the dead fetcher's lease to expire (Conflict until then), then fetches. With
+# "slow" it pauses after each committed batch, so that a kill lands in the middle of the fetch
+# however fast the machine (a fast run had finished all the mail before the kill came).
 FETCHER = """
 import sys, time
 from postroom.errors import Conflict
 from postroom.wiring import build
 container = build()
+pause = (lambda done, total: time.sleep(0.02)) if sys.argv[2:] == ["slow"] else None
 while True:
     try:
-        report = container.fetching.fetch_account(int(sys.argv[1]))
+        report = container.fetching.fetch_account(int(sys.argv[1]), pause)
         break
     except Conflict:
         time.sleep(0.1)
@@ -39,7 +42,9 @@ COUNT = 240
 PADDING = "padding to make each fetch take a while\r\n" * 1000
 
 
-def fetcher(tmp_path: Path, container: Container, account_id: int) -> subprocess.Popen[bytes]:
+def fetcher(
+    tmp_path: Path, container: Container, account_id: int, *, slow: bool = False
+) -> subprocess.Popen[bytes]:
     env = os.environ | {
         "POSTROOM_DATABASE_URL": container.settings.effective_database_url,
         "POSTROOM_VAR_DIR": str(tmp_path),
@@ -49,7 +54,7 @@ def fetcher(tmp_path: Path, container: Container, account_id: int) -> subprocess
         "POSTROOM_WORKER_LEASE_S": "1",
     }
     return subprocess.Popen(
-        [sys.executable, "-c", FETCHER, str(account_id)],
+        [sys.executable, "-c", FETCHER, str(account_id), *(["slow"] if slow else [])],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -71,7 +76,7 @@ def test_killed_fetcher_loses_and_duplicates_nothing(
 
     kills_mid_fetch = 0
     for _ in range(3):
-        proc = fetcher(tmp_path, container, account_id)
+        proc = fetcher(tmp_path, container, account_id, slow=True)
         start = stored_count(container, account_id)
         # Killed once the first batch (4 messages) is in: the rest are mid-fetch.
         while proc.poll() is None and stored_count(container, account_id) < start + 4:
