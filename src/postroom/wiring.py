@@ -67,7 +67,7 @@ class Container:
         engine_mod.upgrade(self.engine)
 
     def close(self) -> None:
-        self.fetching.close_sessions()
+        self.fetching.shutdown()
         self.engine.dispose()
 
 

@@ -395,10 +395,7 @@ class ImapMailbox(Session):
         # Our own command and reader: IMAPClient's fetch() takes no "n:*" range, and imaplib's
         # response loop cost a twentieth of a first sync on the listing of a large mailbox.
         tag = self._send(b"UID FETCH %d:* (RFC822.SIZE)" % (last_uid + 1), "fetch sizes")
-        with self._call("fetch sizes") as client:
-            lines, status = read_fetch(client.connection.readline, client.connection.read, tag)
-            if not status.startswith(b"OK"):
-                raise imaplib.IMAP4.error(f"FETCH failed: {_text(status)}")
+        lines = self._answer(tag, "fetch sizes")
         sizes = [(uid, size) for uid, size in parse_sizes(lines) if uid > last_uid]
         batches = size_batches(sizes, batch_size, batch_bytes)
         in_flight: deque[tuple[bytes, list[int]]] = deque()
@@ -410,11 +407,7 @@ class ImapMailbox(Session):
                 self._ask(batches, in_flight)
             while in_flight:
                 tag, batch = in_flight.popleft()
-                with self._call("fetch") as client:
-                    conn = client.connection
-                    lines, status = read_fetch(conn.readline, conn.read, tag)
-                    if not status.startswith(b"OK"):
-                        raise imaplib.IMAP4.error(f"FETCH failed: {_text(status)}")
+                lines = self._answer(tag, "fetch")
                 self._ask(batches, in_flight)  # the server reads it while we work
                 received.update(parse_bulk_fetch(lines) or parse_fetch_response(lines, False, True))
                 for uid in batch:
@@ -448,6 +441,14 @@ class ImapMailbox(Session):
         with self._call(step) as client:
             client.connection.send(tag + b" " + command + b"\r\n")
         return tag
+
+    def _answer(self, tag: bytes, step: str) -> list[Any]:
+        """The FETCH data answering our command `tag` (imaplib's shape); its failure raised."""
+        with self._call(step) as client:
+            lines, status = read_fetch(client.connection.readline, client.connection.read, tag)
+            if not status.startswith(b"OK"):
+                raise imaplib.IMAP4.error(f"FETCH failed: {_text(status)}")
+        return lines
 
     def _abandon(self) -> None:
         """Drop the connection without LOGOUT (answers are still in flight)."""

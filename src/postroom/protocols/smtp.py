@@ -250,8 +250,9 @@ class SmtpSession(Session):
         refused envelope; a failed write), else None and `finish()` reads the answer. In
         between the caller may serve other connections until `waiting_on()` says it is here.
         Raises as send() does."""
+        self.announce(mail)  # with PIPELINING the envelope is out (now, or with the last body)
         if self._ahead is None:
-            check(mail)  # a `then` was checked before it was written
+            check(mail)  # lock-step; an envelope already out was checked before it was written
         smtp, wire = self._begin()
         ahead, self._ahead = self._ahead, None
         if ahead is not None and ahead.mail is not mail and ahead.mail != mail:
@@ -259,7 +260,7 @@ class SmtpSession(Session):
             raise ValueError("send() is not for the message given as `then` before")
         tx = ahead if ahead is not None else prepare(mail, smtp.esmtp_features)
         try:
-            replies = self._read_envelope(smtp, tx) if ahead else self._start(smtp, tx)
+            replies = self._read_envelope(smtp, tx) if ahead else self._lockstep(smtp, tx)
         except Exception as exc:
             raise self._broken(exc) from exc
         verdict = judge(mail.recipients, replies)
@@ -355,13 +356,10 @@ class SmtpSession(Session):
         self._wire.deadline = Deadline(self._deadline_s)
         return self._smtp, self._wire
 
-    def _start(self, smtp: WireSMTP, tx: Transaction) -> EnvelopeReplies:
-        """Send the envelope and read its replies: in one write with PIPELINING, else each
-        command waiting for its reply and none sent once the transaction cannot succeed."""
+    def _lockstep(self, smtp: WireSMTP, tx: Transaction) -> EnvelopeReplies:
+        """Without PIPELINING: each command waits for its reply, and none is sent once the
+        transaction cannot succeed."""
         self._step = "mail_from"
-        if smtp.has_extn("pipelining"):
-            smtp.send_parts([b"".join(tx.commands)])
-            return self._read_envelope(smtp, tx)
         mail = self._command(smtp, tx.commands[0])
         if mail.code != 250:
             return EnvelopeReplies(mail)

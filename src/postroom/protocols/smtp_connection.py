@@ -111,10 +111,8 @@ class WireSMTP(smtplib.SMTP):
 
     def waiting_on(self) -> socket.socket | None:
         """The socket to wait on before a reply line can be read; None when one is here."""
-        if self.sock is None:
+        if self.sock is None or self._reader().has_line():
             return None
-        if self._replies is not None and self._replies.sock is self.sock:
-            return None if self._replies.has_line() else self.sock
         return self.sock
 
     def getreply(self) -> tuple[int, bytes]:
@@ -123,17 +121,11 @@ class WireSMTP(smtplib.SMTP):
         peer hangs up or a read fails, the read's error as its cause."""
         if self.sock is None:
             raise smtplib.SMTPServerDisconnected("please run connect() first")
-        if self._replies is None or self._replies.sock is not self.sock:  # new, or STARTTLS
-            if self._replies is not None and self._replies.pending:
-                # Sent in plaintext behind the 220 to STARTTLS: it must not pass for a reply
-                # protected by TLS (command injection, CVE-2011-0411).
-                self.close()
-                raise errors.ProtocolError("the server sent more than its reply to STARTTLS")
-            self._replies = _ReplyReader(self.sock, self._wire)
+        replies = self._reader()
         lines: list[bytes] = []
         for _ in range(MAX_REPLY_LINES):
             try:
-                line = self._replies.line()
+                line = replies.line()
             except OSError as exc:
                 self.close()
                 raise smtplib.SMTPServerDisconnected(
@@ -150,6 +142,18 @@ class WireSMTP(smtplib.SMTP):
             if line[3:4] != b"-":
                 return code, b"\n".join(lines)
         raise errors.ProtocolError(f"the server sent more than {MAX_REPLY_LINES} reply lines")
+
+    def _reader(self) -> _ReplyReader:
+        """The reader of the current socket: a new one after connect() and STARTTLS."""
+        assert self.sock is not None
+        if self._replies is None or self._replies.sock is not self.sock:
+            if self._replies is not None and self._replies.pending:
+                # Sent in plaintext behind the 220 to STARTTLS: it must not pass for a reply
+                # protected by TLS (command injection, CVE-2011-0411).
+                self.close()
+                raise errors.ProtocolError("the server sent more than its reply to STARTTLS")
+            self._replies = _ReplyReader(self.sock, self._wire)
+        return self._replies
 
     def close(self) -> None:
         self._replies = None

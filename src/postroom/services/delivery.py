@@ -24,7 +24,6 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 
 import sqlalchemy as sa
 
@@ -212,11 +211,11 @@ class DeliveryService:
             return []
         results: list[DeliveryResult] = []
         session: SmtpSession | None = None
-        go_ahead = self._go_ahead(run, messages, stop)
+        go_ahead = ((m, _mail(m)) for m in self._go_ahead(run, messages, stop))
         try:
-            message = next(go_ahead, None)
-            mail = _mail(message) if message is not None else None
-            while message is not None and mail is not None:
+            current = next(go_ahead, None)
+            while current is not None:
+                message, mail = current
                 if session is None or not session.is_open:
                     assert run.recorder is not None
                     run.recorder.flush()  # connecting may take long: commit what is known
@@ -231,9 +230,9 @@ class DeliveryService:
                 # Taken now because its envelope rides with this body; it is sent next in
                 # any case (after a reconnect if this send closed the connection).
                 following = next(go_ahead, None)
-                then = _mail(following) if following is not None else None
+                then = following[1] if following is not None else None
                 results.append((yield from self._send(run, session, message, mail, then)))
-                message, mail = following, then
+                current = following
         except BaseException:
             if session is not None:
                 session.close()
@@ -397,7 +396,7 @@ class DeliveryService:
                 outcome = yield from _pipelined(session, mail, then)
             else:
                 outcome = yield Call(
-                    partial(session.send, mail.envelope_from, mail.recipients, mail.raw, then=then)
+                    session.send, mail.envelope_from, mail.recipients, mail.raw, then=then
                 )
         except errors.PostroomError as exc:
             # Broke before the final ".": nothing was accepted; try again later.
@@ -415,14 +414,12 @@ class DeliveryService:
         started = utcnow()
         try:
             result = yield Call(
-                partial(
-                    send_via_sendmail,
-                    out.sendmail_path,
-                    message.raw,
-                    [r.address for r in message.recipients],
-                    sender=message.envelope_from,
-                    timeout_s=out.timeout_s,
-                )
+                send_via_sendmail,
+                out.sendmail_path,
+                message.raw,
+                [r.address for r in message.recipients],
+                sender=message.envelope_from,
+                timeout_s=out.timeout_s,
             )
         except errors.PostroomError as exc:
             return self._results.defer(run, message, exc.message)

@@ -59,13 +59,15 @@ class ImapSessions:
         """Keep `box` (if still open) for the account's next fetch."""
         if not box.is_open:
             return
+        stale: list[ImapMailbox] = []
         with self._lock:
-            stale = [self._kept.pop(account_id, (None, 0.0))[0]]
+            if (replaced := self._kept.pop(account_id, None)) is not None:
+                stale.append(replaced[0])
             self._kept[account_id] = (box, self._clock())
-            while len(self._kept) > self._limit:
+            while len(self._kept) > self._limit:  # the least recently kept first
                 stale.append(self._kept.pop(next(iter(self._kept)))[0])
         for old in stale:
-            if old is not None and old is not box:
+            if old is not box:
                 old.close()
 
     def expire(self) -> None:

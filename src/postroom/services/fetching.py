@@ -154,14 +154,11 @@ class FetchingService:
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop claiming; running fetches end after their current batch (their lease is
-        released, so another worker picks the account up on schedule)."""
+        released, so another worker picks the account up on schedule); log out of the kept
+        IMAP connections."""
         self._stop.set()
         if self._pool is not None:
             self._pool.shutdown(wait=wait)
-        self._sessions.close()
-
-    def close_sessions(self) -> None:
-        """Log out of the IMAP connections kept between fetches (the process is ending)."""
         self._sessions.close()
 
     def status(self, account_id: int) -> dict[str, Any]:
@@ -312,21 +309,18 @@ class FetchingService:
         server has meanwhile dropped fails at its first command: then once more, afresh."""
         box, reused = self._sessions.take(run.account_id, endpoint)
         try:
-            self._sync_imap(run, box, incoming)
-        except ProtocolError:
-            box.close()
-            if not reused or run.handled:
-                raise
-            run.folders.clear()
-            run.total = None
-            box, _ = self._sessions.take(run.account_id, endpoint)
             try:
                 self._sync_imap(run, box, incoming)
-            except BaseException:
+            except ProtocolError:
+                if not reused or run.handled:
+                    raise
                 box.close()
-                raise
+                run.folders.clear()
+                run.total = None
+                box, _ = self._sessions.take(run.account_id, endpoint)
+                self._sync_imap(run, box, incoming)
         except BaseException:
-            box.close()
+            box.close()  # a no-op when already closed
             raise
         self._sessions.keep(run.account_id, box)
 

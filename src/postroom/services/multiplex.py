@@ -46,13 +46,13 @@ class Wait:
 class Call:
     """A blocking call to run outside the multiplexing thread."""
 
-    __slots__ = ("args", "fn")
+    __slots__ = ("args", "fn", "kwargs")
 
-    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
-        self.fn, self.args = fn, args
+    def __init__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self.fn, self.args, self.kwargs = fn, args, kwargs
 
     def __call__(self) -> Any:
-        return self.fn(*self.args)
+        return self.fn(*self.args, **self.kwargs)
 
 
 Steps = Generator[Wait | Call, Any, R]

@@ -137,10 +137,10 @@ def _converters(dialect: sa.Dialect, columns: Sequence[sa.Column[Any]]) -> _Conv
 
 
 def _empty_list_once(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """A JSON column's processor that serialises the commonest values (the empty list: no Cc,
-    no flags; None: no transcript) once instead of for every row."""
-    empty, null = process([]), process(None)
-    return lambda value: null if value is None else empty if value == [] else process(value)
+    """A JSON column's processor that serialises the empty list (the commonest value of the
+    list columns: no Cc, no flags) once instead of for every row."""
+    empty = process([])
+    return lambda value: empty if value == [] else process(value)
 
 
 def _converted(
